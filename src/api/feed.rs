@@ -1,0 +1,162 @@
+//! The dashboard summary, the activity feed and notifications with read receipts.
+
+use super::error::ApiError;
+use super::filters::{bearer, json_body, parse_object, query, with_state};
+use super::{json_reply, AppState};
+use crate::bus::UserNotice;
+use crate::domain::{Event, EventKind};
+use crate::store::{Applied, Mutation};
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+/// How many notifications `GET /api/notifications/` lists.
+pub const NOTIFICATION_LIMIT: usize = 50;
+/// How many recent businesses the dashboard shows.
+pub const RECENT_BUSINESSES: usize = 10;
+
+/// The feed routes.
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let dashboard = warp::path!("api" / "dashboard")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(bearer())
+        .then(dashboard);
+    let activity = warp::path!("api" / "activity")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(bearer())
+        .and(query())
+        .then(activity);
+    let notifications = warp::path!("api" / "notifications")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(bearer())
+        .then(notifications);
+    let mark_read = warp::path!("api" / "notifications" / "read")
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state(state))
+        .and(bearer())
+        .and(json_body())
+        .then(mark_read);
+    dashboard
+        .or(activity)
+        .unify()
+        .or(notifications)
+        .unify()
+        .or(mark_read)
+        .unify()
+        .map(|result: Result<Response, ApiError>| result.unwrap_or_else(Reply::into_response))
+        .boxed()
+}
+
+fn frames(events: &[Event]) -> Vec<Value> {
+    events.iter().map(Event::frame_json).collect()
+}
+
+/// GET /api/dashboard/
+async fn dashboard(state: AppState, auth: Option<String>) -> Result<Response, ApiError> {
+    state.authenticate(auth).await?.require_admin()?;
+    let recent = state.store.list_businesses(None, RECENT_BUSINESSES, None)?;
+    Ok(json_reply(
+        &json!({
+            "business_count": state.store.business_count()?,
+            "reservation_count": state.store.reservation_count()?,
+            "recent_businesses": recent.items,
+            "connections": state.metrics.ws_connections.load(Ordering::Relaxed).max(0),
+            "last_event_id": state.bus.published_id(),
+            "epoch": state.store.epoch(),
+        }),
+        StatusCode::OK,
+    ))
+}
+
+/// GET /api/activity/?type=T
+async fn activity(
+    state: AppState,
+    auth: Option<String>,
+    query: HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let caller = state.authenticate(auth).await?;
+    let kind = match query.get("type").map(String::as_str) {
+        None | Some("") => None,
+        Some(text) => Some(EventKind::parse(text).ok_or_else(|| {
+            let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::field("type", format!("must be one of {}", known.join(", ")))
+        })?),
+    };
+    let visibility = state.visibility(&caller)?;
+    let items = state
+        .store
+        .activity(&visibility, kind, state.bus.published_id())?;
+    Ok(json_reply(
+        &json!({ "items": frames(&items) }),
+        StatusCode::OK,
+    ))
+}
+
+/// GET /api/notifications/
+async fn notifications(state: AppState, auth: Option<String>) -> Result<Response, ApiError> {
+    let caller = state.authenticate(auth).await?;
+    let visibility = state.visibility(&caller)?;
+    let read_up_to = state.store.read_up_to(caller.user.id)?;
+    let (unread, items) = state.store.notifications(
+        &visibility,
+        read_up_to,
+        state.bus.published_id(),
+        NOTIFICATION_LIMIT,
+    )?;
+    Ok(json_reply(
+        &json!({ "unread": unread, "read_up_to": read_up_to, "items": frames(&items) }),
+        StatusCode::OK,
+    ))
+}
+
+/// POST /api/notifications/read/ {"up_to": <event id>}
+async fn mark_read(
+    state: AppState,
+    auth: Option<String>,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = state.authenticate(auth).await?;
+    let body = parse_object(content_type.as_deref(), &body)?;
+    let up_to = match body.get("up_to") {
+        None | Some(Value::Null) => return Err(ApiError::field("up_to", "is required")),
+        Some(value) => value
+            .as_u64()
+            .ok_or_else(|| ApiError::field("up_to", "must be a non-negative integer event id"))?,
+    };
+    let stored = match state
+        .writer
+        .submit(Mutation::MarkRead {
+            user_id: caller.user.id,
+            up_to,
+        })
+        .await?
+    {
+        Applied::ReadUpTo(stored) => stored,
+        _ => return Err(ApiError::Internal),
+    };
+    let visibility = state.visibility(&caller)?;
+    let (unread, _) =
+        state
+            .store
+            .notifications(&visibility, stored, state.bus.published_id(), 0)?;
+    let payload = json!({ "up_to": stored, "unread": unread });
+    let frame = json!({ "type": "notifications_read", "payload": payload }).to_string();
+    state.bus.notify_user(UserNotice {
+        user_id: caller.user.id,
+        frame: warp::ws::Message::text(frame),
+    });
+    Ok(json_reply(&payload, StatusCode::OK))
+}

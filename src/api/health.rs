@@ -1,0 +1,53 @@
+//! `GET /healthz` and `GET /metrics`: no token needed.
+
+use super::error::ApiError;
+use super::filters::with_state;
+use super::{json_reply, AppState};
+use serde_json::json;
+use warp::filters::BoxedFilter;
+use warp::http::{header, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+/// The monitoring routes.
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let health = warp::path!("healthz")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .then(health);
+    let metrics = warp::path!("metrics")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state(state))
+        .map(metrics);
+    health
+        .or(metrics)
+        .unify()
+        .map(|result: Result<Response, ApiError>| result.unwrap_or_else(Reply::into_response))
+        .boxed()
+}
+
+/// GET /healthz
+async fn health(state: AppState) -> Result<Response, ApiError> {
+    match state.store.health_check() {
+        Ok(()) => Ok(json_reply(&json!({"status": "ok"}), StatusCode::OK)),
+        Err(error) => {
+            tracing::error!(%error, "health check failed");
+            Ok(json_reply(
+                &json!({"status": "unavailable"}),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ))
+        }
+    }
+}
+
+/// GET /metrics
+fn metrics(state: AppState) -> Result<Response, ApiError> {
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}

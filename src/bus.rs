@@ -1,0 +1,166 @@
+//! The bus: a sled watcher on the `events` tree feeds a `tokio::sync::broadcast` channel that
+//! every WebSocket session and the mail drainer subscribe to.
+//!
+//! sled 0.34's watchers have sharp edges, and this module owns all of them (DESIGN "bus"):
+//! 1. they fire when a write lands in memory, before it is durable, so an event is published
+//!    only once the writer's durable watermark covers it (invariant 1);
+//! 2. a subscriber 1024 events behind blocks every writer, so a dedicated thread does nothing
+//!    but drain it into an unbounded queue (it never waits on the watermark: that would
+//!    deadlock with the writer);
+//! 3. dropping a full subscriber can deadlock sled, so the thread keeps it for the life of the
+//!    process;
+//! 4. events of one transaction may arrive in any order, so publishing goes strictly by id,
+//!    holding back an id until its predecessor has gone out (invariant 2).
+//!
+//! Each event's frame is rendered once (at write time) and wrapped once in a WebSocket
+//! message whose clones share the bytes.
+
+use crate::domain::{Event, EventKind};
+use crate::store::{codec, Store};
+use crate::writer::DurableWatermark;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// How many published events a subscriber may lag before it must catch up from the store.
+pub const BROADCAST_CAPACITY: usize = 4096;
+
+/// An event as published: metadata for filtering plus the shared, pre-rendered frame.
+#[derive(Debug)]
+pub struct Published {
+    pub id: u64,
+    pub kind: EventKind,
+    pub business_id: Uuid,
+    /// The text frame; cloning it shares the bytes.
+    pub frame: warp::ws::Message,
+}
+
+impl Published {
+    /// Wraps a stored event, rendering its WebSocket message once.
+    pub fn new(event: Event) -> Self {
+        Self {
+            id: event.id,
+            kind: event.kind,
+            business_id: event.business_id,
+            frame: warp::ws::Message::text(event.frame),
+        }
+    }
+}
+
+/// A message for one user's open sockets (not part of the event log).
+#[derive(Debug, Clone)]
+pub struct UserNotice {
+    pub user_id: Uuid,
+    pub frame: warp::ws::Message,
+}
+
+/// A cheap-to-clone handle: subscribe to events, read the published watermark, notify users.
+#[derive(Clone)]
+pub struct Bus {
+    events: broadcast::Sender<Arc<Published>>,
+    notices: broadcast::Sender<Arc<UserNotice>>,
+    published: Arc<AtomicU64>,
+}
+
+impl Bus {
+    /// A receiver of every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+        self.events.subscribe()
+    }
+
+    /// A receiver of per-user notices (read receipts) sent from now on.
+    pub fn subscribe_notices(&self) -> broadcast::Receiver<Arc<UserNotice>> {
+        self.notices.subscribe()
+    }
+
+    /// The newest published event id: everything up to it is durable and has gone out.
+    pub fn published_id(&self) -> u64 {
+        self.published.load(Ordering::Acquire)
+    }
+
+    /// Sends `notice` to the user's open sockets (best effort: nobody listening is fine).
+    pub fn notify_user(&self, notice: UserNotice) {
+        let _ = self.notices.send(Arc::new(notice));
+    }
+
+    /// Starts the watcher thread and the publishing task.
+    ///
+    /// The watcher is registered before this returns, so no event written afterwards is
+    /// missed. The publisher stops on `shutdown`.
+    pub fn start(
+        store: &Store,
+        watermark: DurableWatermark,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<(Self, tokio::task::JoinHandle<()>)> {
+        let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let (notices, _) = broadcast::channel(256);
+        let start = watermark.get();
+        let published = Arc::new(AtomicU64::new(start));
+        let (raw_tx, raw_rx) = mpsc::unbounded_channel();
+        let subscriber = store.events_tree().watch_prefix(Vec::new());
+        std::thread::Builder::new()
+            .name("bus-watch".into())
+            .spawn(move || drain_watcher(subscriber, raw_tx))?;
+        let bus = Self {
+            events,
+            notices,
+            published,
+        };
+        let publisher = tokio::spawn(publish(bus.clone(), raw_rx, watermark, start, shutdown));
+        Ok((bus, publisher))
+    }
+}
+
+/// Drains the sled subscriber as fast as events arrive (hazard 2). Never returns while the
+/// database is open, which keeps the subscriber alive (hazard 3).
+fn drain_watcher(subscriber: sled::Subscriber, raw: mpsc::UnboundedSender<Event>) {
+    for change in subscriber {
+        let sled::Event::Insert { value, .. } = change else {
+            continue; // removals are retention pruning
+        };
+        match codec::decode::<Event>(&value) {
+            // A closed receiver means the server is stopping; keep draining regardless.
+            Ok(event) => drop(raw.send(event)),
+            Err(error) => tracing::error!(%error, "undecodable event in the log"),
+        }
+    }
+}
+
+/// Publishes events strictly by id, each once it is durable (hazards 1 and 4).
+async fn publish(
+    bus: Bus,
+    mut raw: mpsc::UnboundedReceiver<Event>,
+    watermark: DurableWatermark,
+    start: u64,
+    shutdown: CancellationToken,
+) {
+    let mut durable_rx = watermark.subscribe();
+    let mut held: BTreeMap<u64, Event> = BTreeMap::new();
+    let mut next = start + 1;
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            event = raw.recv() => match event {
+                Some(event) if event.id >= next => { held.insert(event.id, event); }
+                Some(_) => {} // already published (cannot happen; ids are never reused)
+                None => break,
+            },
+            changed = durable_rx.changed() => if changed.is_err() { break },
+        }
+        let durable = watermark.get();
+        while next <= durable {
+            let Some(event) = held.remove(&next) else {
+                break;
+            };
+            let published = Arc::new(Published::new(event));
+            bus.published.store(next, Ordering::Release);
+            // No receivers is fine: nobody is watching.
+            let _ = bus.events.send(published);
+            next += 1;
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The command line, described with clap derive. Doc comments here are the `--help` text;
+//! nothing here does I/O.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// One-binary real-time server: REST API, live WebSocket dashboards and a transactional
+/// email outbox on an embedded database.
+#[derive(Debug, Parser)]
+#[command(name = "app", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (REST, WebSockets, dashboard, mail drainer).
+    Serve(ServeArgs),
+    /// Manage users offline, on the data folder (stop the server first).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Mint a token for a user, for local testing and scripts (reads the data folder).
+    Token(TokenArgs),
+    /// Inspect and requeue the email outbox (on the data folder; stop the server first).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// Print a channel's events as JSON lines, reconnecting and resuming by itself.
+    Watch(WatchArgs),
+    /// Load-test a running server through its HTTP and WebSocket interfaces.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Where the data lives; shared by every subcommand that opens the store.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// Data folder (database, generated secret, .eml files).
+    #[arg(long = "data", env = "APP_DATA_DIR", default_value = "data")]
+    pub data: PathBuf,
+}
+
+/// `app serve`.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "APP_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// SMTP server URL, e.g. smtp://127.0.0.1:2525 or smtps://user:pass@host; without it,
+    /// emails are written as .eml files under <data>/mail/.
+    #[arg(long, env = "APP_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Sender address of every email.
+    #[arg(
+        long,
+        env = "APP_MAIL_FROM",
+        default_value = "App <no-reply@localhost>"
+    )]
+    pub mail_from: String,
+    /// JWT signing secret; when unset one is generated once and kept in <data>/secret.key.
+    #[arg(long, env = "APP_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Lifetime of issued tokens, in seconds.
+    #[arg(long, env = "APP_TOKEN_TTL", default_value_t = 3600)]
+    pub token_ttl: u64,
+    /// Extra origins allowed to open WebSockets (comma-separated, e.g. https://app.example.com).
+    #[arg(long, env = "APP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// How many events the log keeps for resuming clients.
+    #[arg(long, env = "APP_EVENT_RETENTION", default_value_t = 10_000)]
+    pub event_retention: u64,
+    /// Public bookings allowed per client address per minute.
+    #[arg(long, env = "APP_BOOKING_RATE_PER_MINUTE", default_value_t = 120)]
+    pub booking_rate_per_minute: u32,
+    /// Database page cache, in MiB.
+    #[arg(long, env = "APP_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+    /// Email of the super admin created on first run.
+    #[arg(long, env = "APP_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    /// Password of the super admin created on first run.
+    #[arg(long, env = "APP_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Interval between server pings on each WebSocket, in milliseconds.
+    #[arg(long, default_value_t = 30_000, hide = true)]
+    pub ws_ping_interval_ms: u64,
+    /// A WebSocket peer silent for this long is dropped, in milliseconds.
+    #[arg(long, default_value_t = 90_000, hide = true)]
+    pub ws_idle_timeout_ms: u64,
+    /// Frames queued for one socket before it is closed as a slow consumer (4008).
+    #[arg(long, default_value_t = 1024, hide = true)]
+    pub ws_send_queue: usize,
+    /// First retry delay of a failed email, in milliseconds (doubles each try, with jitter).
+    #[arg(
+        long,
+        env = "APP_MAIL_RETRY_BASE_MS",
+        default_value_t = 2_000,
+        hide = true
+    )]
+    pub mail_retry_base_ms: u64,
+    /// Tries before an email is marked failed.
+    #[arg(long, env = "APP_MAIL_MAX_ATTEMPTS", default_value_t = 8)]
+    pub mail_max_attempts: u32,
+    /// How often the mail drainer looks for due rows without a wake-up, in milliseconds.
+    #[arg(long, default_value_t = 5_000, hide = true)]
+    pub mail_poll_interval_ms: u64,
+}
+
+/// `app user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (like POST /api/users/, offline).
+    Create(UserCreateArgs),
+}
+
+/// `app user create`.
+#[derive(Debug, Args)]
+pub struct UserCreateArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The user's email (login name).
+    #[arg(long)]
+    pub email: String,
+    /// At least 8 characters.
+    #[arg(long)]
+    pub password: String,
+    /// super_admin or business_owner.
+    #[arg(long, value_parser = ["super_admin", "business_owner"])]
+    pub role: String,
+}
+
+/// `app token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The user to mint a token for.
+    #[arg(long)]
+    pub email: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+    /// The JWT secret, when the server runs with APP_JWT_SECRET.
+    #[arg(long, env = "APP_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+/// `app outbox …`.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List queued (pending and failed) emails.
+    List(OutboxListArgs),
+    /// Requeue failed emails for an immediate new try.
+    Retry(OutboxRetryArgs),
+}
+
+/// `app outbox list`.
+#[derive(Debug, Args)]
+pub struct OutboxListArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Only failed emails.
+    #[arg(long)]
+    pub failed: bool,
+    /// Also show sent emails (the audit trail).
+    #[arg(long, conflicts_with = "failed")]
+    pub sent: bool,
+}
+
+/// `app outbox retry`.
+#[derive(Debug, Args)]
+pub struct OutboxRetryArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The outbox id to requeue.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub id: Option<u64>,
+    /// Requeue every failed email.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `app watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Server base URL.
+    #[arg(long, env = "APP_URL", default_value = "http://127.0.0.1:8000")]
+    pub url: String,
+    /// `dashboard` or `business:<id>`.
+    #[arg(long, default_value = "dashboard")]
+    pub channel: String,
+    /// A token (see `app token`); or use --email/--password to log in.
+    #[arg(long, env = "APP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Log in with this email (with --password).
+    #[arg(long, requires = "password")]
+    pub email: Option<String>,
+    /// Password for --email.
+    #[arg(long, env = "APP_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Resume after this event id (with --epoch) instead of starting live.
+    #[arg(long)]
+    pub last_event_id: Option<u64>,
+    /// The epoch of --last-event-id.
+    #[arg(long)]
+    pub epoch: Option<String>,
+    /// Also print control frames (connection_established, resync_required, pong).
+    #[arg(long)]
+    pub all_frames: bool,
+    /// Exit after printing this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+}

@@ -1,0 +1,246 @@
+//! `Config`: the resolved, validated settings of `app serve`, built once from the command line
+//! and environment. It creates the data folder and reads or generates the JWT secret; nothing
+//! reads the environment after this.
+
+use crate::auth::Secret;
+use crate::cli::ServeArgs;
+use base64::Engine;
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Name of the generated secret inside the data folder.
+pub const SECRET_FILE: &str = "secret.key";
+
+/// Why the settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--addr {0:?} is not a HOST:PORT address")]
+    Addr(String),
+    #[error("cannot use data folder {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read or write the JWT secret at {path}: {source}")]
+    Secret {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the JWT secret at {0} is empty or malformed")]
+    BadSecretFile(PathBuf),
+    #[error("APP_JWT_SECRET must be at least 16 bytes")]
+    WeakSecret,
+    #[error("--smtp-url {0:?} must start with smtp:// or smtps://")]
+    SmtpUrl(String),
+    #[error("--mail-from {0:?} is not an email address (like \"App <no-reply@example.com>\")")]
+    MailFrom(String),
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+/// Everything `app serve` runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    pub secret: Secret,
+    pub token_ttl_seconds: u64,
+    /// Origins (scheme://host[:port], lower-cased) allowed besides the server's own.
+    pub allowed_origins: Vec<String>,
+    pub event_retention: u64,
+    pub booking_rate_per_minute: u32,
+    pub cache_bytes: u64,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    pub ws_ping_interval: Duration,
+    pub ws_idle_timeout: Duration,
+    pub ws_send_queue: usize,
+    pub mail_retry_base: Duration,
+    pub mail_max_attempts: u32,
+    pub mail_poll_interval: Duration,
+}
+
+impl Config {
+    /// Resolves `args`: parses addresses, creates the data folder, loads or creates the secret.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the setting that is wrong.
+    pub fn from_serve(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let addr = args
+            .addr
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| ConfigError::Addr(args.addr.clone()))?;
+        let data_dir = ensure_data_dir(&args.data.data)?;
+        let secret = load_or_create_secret(&data_dir, args.jwt_secret.as_deref())?;
+        if let Some(url) = &args.smtp_url {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(ConfigError::SmtpUrl(url.clone()));
+            }
+        }
+        if args.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::MailFrom(args.mail_from.clone()));
+        }
+        for (value, name) in [
+            (args.event_retention, "--event-retention"),
+            (args.token_ttl, "--token-ttl"),
+            (
+                u64::from(args.booking_rate_per_minute),
+                "--booking-rate-per-minute",
+            ),
+            (args.ws_send_queue as u64, "--ws-send-queue"),
+            (u64::from(args.mail_max_attempts), "--mail-max-attempts"),
+            (args.ws_ping_interval_ms, "--ws-ping-interval-ms"),
+            (args.ws_idle_timeout_ms, "--ws-idle-timeout-ms"),
+            (args.mail_poll_interval_ms, "--mail-poll-interval-ms"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        Ok(Self {
+            addr,
+            data_dir,
+            smtp_url: args.smtp_url.clone(),
+            mail_from: args.mail_from.clone(),
+            secret,
+            token_ttl_seconds: args.token_ttl,
+            allowed_origins: args
+                .allowed_origins
+                .iter()
+                .map(|origin| origin.trim().trim_end_matches('/').to_lowercase())
+                .filter(|origin| !origin.is_empty())
+                .collect(),
+            event_retention: args.event_retention,
+            booking_rate_per_minute: args.booking_rate_per_minute,
+            cache_bytes: args.cache_mb.max(1) * 1024 * 1024,
+            admin_email: args.admin_email.clone(),
+            admin_password: args.admin_password.clone(),
+            ws_ping_interval: Duration::from_millis(args.ws_ping_interval_ms),
+            ws_idle_timeout: Duration::from_millis(args.ws_idle_timeout_ms),
+            ws_send_queue: args.ws_send_queue,
+            mail_retry_base: Duration::from_millis(args.mail_retry_base_ms.max(1)),
+            mail_max_attempts: args.mail_max_attempts,
+            mail_poll_interval: Duration::from_millis(args.mail_poll_interval_ms),
+        })
+    }
+
+    /// Where sled keeps its files.
+    pub fn db_path(&self) -> PathBuf {
+        db_path(&self.data_dir)
+    }
+
+    /// The domain part of the sender address (for Message-IDs).
+    pub fn mail_domain(&self) -> String {
+        mail_domain(&self.mail_from)
+    }
+}
+
+/// The sled folder inside a data folder.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("db")
+}
+
+/// The domain of a mailbox string like `App <no-reply@example.com>`.
+pub fn mail_domain(mail_from: &str) -> String {
+    mail_from
+        .parse::<lettre::message::Mailbox>()
+        .map(|mailbox| mailbox.email.domain().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Creates the data folder if needed.
+pub fn ensure_data_dir(path: &Path) -> Result<PathBuf, ConfigError> {
+    std::fs::create_dir_all(path).map_err(|source| ConfigError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(path.to_path_buf())
+}
+
+/// The secret from `explicit` (APP_JWT_SECRET), else from `<data>/secret.key`, generating
+/// 32 random bytes there (mode 0600) on first use.
+pub fn load_or_create_secret(
+    data_dir: &Path,
+    explicit: Option<&str>,
+) -> Result<Secret, ConfigError> {
+    if let Some(text) = explicit {
+        if text.len() < 16 {
+            return Err(ConfigError::WeakSecret);
+        }
+        return Ok(Secret::new(text.as_bytes().to_vec()));
+    }
+    let path = data_dir.join(SECRET_FILE);
+    let io_error = |source| ConfigError::Secret {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| ConfigError::BadSecretFile(path.clone()))?;
+            if bytes.len() < 16 {
+                return Err(ConfigError::BadSecretFile(path));
+            }
+            Ok(Secret::new(bytes))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let bytes: [u8; 32] = rand::random();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path).map_err(io_error)?;
+            let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+            file.write_all(format!("{text}\n").as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(io_error)?;
+            Ok(Secret::new(bytes.to_vec()))
+        }
+        Err(error) => Err(io_error(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secret_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create_secret(dir.path(), None).unwrap();
+        let second = load_or_create_secret(dir.path(), None).unwrap();
+        assert_eq!(format!("{first:?}"), "Secret([redacted])");
+        assert_eq!(first.as_bytes(), second.as_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn explicit_secret_must_not_be_weak() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            load_or_create_secret(dir.path(), Some("short")),
+            Err(ConfigError::WeakSecret)
+        ));
+    }
+
+    #[test]
+    fn mail_domain_comes_from_the_sender() {
+        assert_eq!(mail_domain("App <no-reply@example.com>"), "example.com");
+        assert_eq!(mail_domain("bad"), "localhost");
+    }
+}

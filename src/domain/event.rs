@@ -1,0 +1,164 @@
+//! `Event`: one entry of the event log, the unit the bus publishes and sockets receive.
+//!
+//! The frame a socket receives is rendered once, when the event is written, and stored with
+//! it: replay from the store and live delivery send the very same bytes.
+
+use super::{Business, Reservation, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+/// What happened. Wire names are the seed's message types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    BusinessCreated,
+    BusinessUpdated,
+    BusinessDeleted,
+    ReservationCreated,
+    ReservationCancelled,
+}
+
+impl EventKind {
+    /// Every kind, for validating `?type=` filters.
+    pub const ALL: [EventKind; 5] = [
+        EventKind::BusinessCreated,
+        EventKind::BusinessUpdated,
+        EventKind::BusinessDeleted,
+        EventKind::ReservationCreated,
+        EventKind::ReservationCancelled,
+    ];
+
+    /// The wire name (`business_created`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::BusinessCreated => "business_created",
+            EventKind::BusinessUpdated => "business_updated",
+            EventKind::BusinessDeleted => "business_deleted",
+            EventKind::ReservationCreated => "reservation_created",
+            EventKind::ReservationCancelled => "reservation_cancelled",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// One entry of the event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Consecutive across the server, in commit order (DESIGN invariant 2).
+    pub id: u64,
+    pub kind: EventKind,
+    /// The business the event concerns; every event has one today, and channel filtering
+    /// (DESIGN invariant 3) keys on it.
+    pub business_id: Uuid,
+    pub timestamp: Timestamp,
+    /// The JSON text frame sent to sockets, rendered once at write time.
+    pub frame: String,
+}
+
+impl Event {
+    /// An event about a business (created, updated, deleted).
+    pub fn for_business(id: u64, kind: EventKind, business: &Business, now: Timestamp) -> Self {
+        let message = match kind {
+            EventKind::BusinessCreated => format!("New business '{}' created", business.name),
+            EventKind::BusinessDeleted => format!("Business '{}' deleted", business.name),
+            _ => format!("Business '{}' updated", business.name),
+        };
+        let payload = json!({ "business": business, "message": message });
+        Self::render(id, kind, business.id, payload, now)
+    }
+
+    /// An event about a reservation (created, cancelled) at `business`.
+    pub fn for_reservation(
+        id: u64,
+        kind: EventKind,
+        business: &Business,
+        reservation: &Reservation,
+        now: Timestamp,
+    ) -> Self {
+        let message = match kind {
+            EventKind::ReservationCancelled => format!(
+                "Reservation of {} at '{}' cancelled",
+                reservation.customer_name, business.name
+            ),
+            _ => format!(
+                "New reservation by {} at '{}'",
+                reservation.customer_name, business.name
+            ),
+        };
+        let payload = json!({
+            "reservation": reservation,
+            "business_id": business.id,
+            "message": message,
+        });
+        Self::render(id, kind, business.id, payload, now)
+    }
+
+    fn render(
+        id: u64,
+        kind: EventKind,
+        business_id: Uuid,
+        payload: serde_json::Value,
+        now: Timestamp,
+    ) -> Self {
+        let frame = json!({
+            "id": id,
+            "type": kind.as_str(),
+            "payload": payload,
+            "timestamp": now,
+        })
+        .to_string();
+        Self {
+            id,
+            kind,
+            business_id,
+            timestamp: now,
+            frame,
+        }
+    }
+
+    /// The frame parsed back to JSON, for REST responses that embed events.
+    pub fn frame_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.frame).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_has_the_seed_shape() {
+        let now = Timestamp::parse_rfc3339("2026-02-14T18:30:00Z").unwrap();
+        let business = Business {
+            id: Uuid::nil(),
+            name: "New Salon".into(),
+            subdomain: "newsalon".into(),
+            owner_email: "o@example.com".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        let event = Event::for_business(42, EventKind::BusinessCreated, &business, now);
+        let frame = event.frame_json();
+        assert_eq!(frame["id"], 42);
+        assert_eq!(frame["type"], "business_created");
+        assert_eq!(frame["timestamp"], "2026-02-14T18:30:00Z");
+        assert_eq!(frame["payload"]["business"]["subdomain"], "newsalon");
+        assert_eq!(
+            frame["payload"]["message"],
+            "New business 'New Salon' created"
+        );
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_wire_names() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(EventKind::parse("nope"), None);
+    }
+}

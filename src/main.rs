@@ -1,0 +1,50 @@
+//! The `app` binary: parse the command line, start logging, run the subcommand, and turn
+//! errors into a message on standard error and a non-zero exit code.
+
+use app::cli::{Cli, Command, OutboxCommand, UserCommand};
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = app::config::Config::from_serve(&args)?;
+            runtime()?.block_on(app::app::serve(config))
+        }
+        Command::User(UserCommand::Create(args)) => app::commands::user_create(&args),
+        Command::Token(args) => app::commands::token(&args),
+        Command::Outbox(OutboxCommand::List(_)) | Command::Outbox(OutboxCommand::Retry(_)) => {
+            anyhow::bail!("outbox commands arrive with the mail drainer")
+        }
+        Command::Watch(args) => runtime()?.block_on(app::watch::run(args)),
+        Command::Bench(args) => runtime()?.block_on(app::bench::run(args)),
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// Logs to standard error, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,250 @@
+//! The embedded store: sled trees behind typed methods.
+//!
+//! Nothing outside this module touches a tree. Reads are methods on [`Store`]; every write
+//! goes through [`mutations`], which the single writer (`crate::writer`) applies one sled
+//! transaction at a time. Records are encoded by [`codec`] (the only place bincode appears).
+
+pub mod codec;
+mod keys;
+pub mod mutations;
+mod outbox;
+mod reads;
+
+pub use mutations::MailStamp;
+pub use mutations::{Applied, Mutation};
+pub use reads::{Page, PageCursor, Visibility};
+
+use crate::domain::Timestamp;
+use sled::transaction::TransactionError;
+use std::path::Path;
+
+/// The schema version this build writes; `open` refuses a store from a newer build.
+pub const SCHEMA_VERSION: u64 = 1;
+/// How many entries the activity log keeps (the design's "last 50").
+pub const ACTIVITY_LIMIT: u64 = 50;
+
+/// Why a store operation failed, split by how the caller reacts.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing does not exist (→ 404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness or state rule forbids it (→ 409); the message is for humans.
+    #[error("{message}")]
+    Conflict {
+        field: Option<&'static str>,
+        message: String,
+    },
+    /// The disk or the database failed (→ 500/503).
+    #[error("storage failure: {0}")]
+    Unavailable(#[from] sled::Error),
+    /// A record could not be decoded: a bug or a damaged file.
+    #[error("corrupt record in {tree}: {source}")]
+    Corrupt {
+        tree: &'static str,
+        source: codec::CodecError,
+    },
+    /// The store was written by a newer build.
+    #[error("store schema version {found} is newer than this build's {SCHEMA_VERSION}")]
+    TooNew { found: u64 },
+    /// The data folder is held by another process (sled takes an exclusive lock).
+    #[error("the data folder is in use by another process (is `app serve` running?)")]
+    Locked,
+    /// The writer has stopped (shutdown in progress).
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(error: TransactionError<StoreError>) -> Self {
+        match error {
+            TransactionError::Abort(inner) => inner,
+            TransactionError::Storage(inner) => StoreError::Unavailable(inner),
+        }
+    }
+}
+
+/// Decodes `bytes` from `tree`, naming the tree on failure.
+fn decode<T: serde::de::DeserializeOwned>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    codec::decode(bytes).map_err(|source| StoreError::Corrupt { tree, source })
+}
+
+/// The trees, in the order mutations see them inside a transaction.
+#[derive(Clone)]
+pub(crate) struct Trees {
+    pub meta: sled::Tree,
+    pub users: sled::Tree,
+    pub user_emails: sled::Tree,
+    pub businesses: sled::Tree,
+    pub business_order: sled::Tree,
+    pub owner_index: sled::Tree,
+    pub subdomains: sled::Tree,
+    pub reservations: sled::Tree,
+    pub reservation_ids: sled::Tree,
+    pub reservation_counts: sled::Tree,
+    pub events: sled::Tree,
+    pub business_events: sled::Tree,
+    pub activity: sled::Tree,
+    pub outbox: sled::Tree,
+    #[allow(dead_code)] // read by the mail drainer
+    pub outbox_sent: sled::Tree,
+    pub receipts: sled::Tree,
+}
+
+/// Keys of the `meta` tree.
+pub(crate) mod meta_keys {
+    pub const SCHEMA_VERSION: &[u8] = b"schema_version";
+    pub const EPOCH: &[u8] = b"epoch";
+    pub const NEXT_EVENT_ID: &[u8] = b"next_event_id";
+    pub const NEXT_OUTBOX_ID: &[u8] = b"next_outbox_id";
+    pub const BUSINESS_COUNT: &[u8] = b"business_count";
+    pub const RESERVATION_COUNT: &[u8] = b"reservation_count";
+}
+
+/// A cheap-to-clone handle on the open database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    pub(crate) trees: Trees,
+    /// The event log's epoch: random, created with the log, kept across restarts.
+    epoch: std::sync::Arc<str>,
+    /// How many events the log keeps for resume.
+    retention: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`, with a sled page cache of `cache_bytes`, keeping
+    /// `retention` events.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] when another process has it open; `TooNew` for a newer schema.
+    pub fn open(path: &Path, cache_bytes: u64, retention: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|error| match error {
+                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Locked
+                }
+                sled::Error::Io(ref io) if io.to_string().contains("lock") => StoreError::Locked,
+                other => StoreError::Unavailable(other),
+            })?;
+        let tree = |name: &str| db.open_tree(name);
+        let trees = Trees {
+            meta: tree("meta")?,
+            users: tree("users")?,
+            user_emails: tree("user_emails")?,
+            businesses: tree("businesses")?,
+            business_order: tree("business_order")?,
+            owner_index: tree("owner_index")?,
+            subdomains: tree("subdomains")?,
+            reservations: tree("reservations")?,
+            reservation_ids: tree("reservation_ids")?,
+            reservation_counts: tree("reservation_counts")?,
+            events: tree("events")?,
+            business_events: tree("business_events")?,
+            activity: tree("activity")?,
+            outbox: tree("outbox")?,
+            outbox_sent: tree("outbox_sent")?,
+            receipts: tree("receipts")?,
+        };
+        let epoch = Self::init_meta(&trees.meta)?;
+        db.flush()?;
+        let store = Self {
+            db,
+            trees,
+            epoch: epoch.into(),
+            retention: retention.max(1),
+        };
+        store.prune_events()?;
+        Ok(store)
+    }
+
+    /// Writes the schema version and epoch on first open; checks them afterwards.
+    fn init_meta(meta: &sled::Tree) -> Result<String, StoreError> {
+        match meta.get(meta_keys::SCHEMA_VERSION)? {
+            Some(bytes) => {
+                let found: u64 = decode("meta", &bytes)?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::TooNew { found });
+                }
+            }
+            None => {
+                meta.insert(meta_keys::SCHEMA_VERSION, codec::encode(&SCHEMA_VERSION))?;
+            }
+        }
+        if let Some(bytes) = meta.get(meta_keys::EPOCH)? {
+            return decode("meta", &bytes);
+        }
+        let epoch = uuid::Uuid::new_v4().simple().to_string();
+        meta.insert(meta_keys::EPOCH, codec::encode(&epoch))?;
+        Ok(epoch)
+    }
+
+    /// Drops events beyond the retention bound, for a store reopened with a smaller one.
+    /// Runs before the writer starts, so nothing races it.
+    fn prune_events(&self) -> Result<(), StoreError> {
+        let next = self.next_event_id()?;
+        let keep_from = next.saturating_sub(self.retention).max(1);
+        for entry in self.trees.events.range(..keys::u64_key(keep_from)) {
+            let (key, value) = entry?;
+            let event: crate::domain::Event = decode("events", &value)?;
+            self.trees
+                .business_events
+                .remove(keys::uuid_u64_key(event.business_id, event.id))?;
+            self.trees.events.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable (fsync). Returns once it is on disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The epoch of the event log.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// How many events the log keeps.
+    pub fn retention(&self) -> u64 {
+        self.retention
+    }
+
+    /// The sled tree the bus watches. Only `crate::bus` calls this.
+    pub(crate) fn events_tree(&self) -> &sled::Tree {
+        &self.trees.events
+    }
+
+    /// The id the next event will get (1 for an empty log).
+    pub fn next_event_id(&self) -> Result<u64, StoreError> {
+        self.meta_counter(meta_keys::NEXT_EVENT_ID)
+            .map(|n| n.max(1))
+    }
+
+    /// A counter from `meta` (0 when never written).
+    fn meta_counter(&self, key: &[u8]) -> Result<u64, StoreError> {
+        match self.trees.meta.get(key)? {
+            Some(bytes) => decode("meta", &bytes),
+            None => Ok(0),
+        }
+    }
+
+    /// Answers when the database can be read (for `/healthz`).
+    pub fn health_check(&self) -> Result<(), StoreError> {
+        self.trees.meta.get(meta_keys::SCHEMA_VERSION)?;
+        Ok(())
+    }
+
+    /// The current time, as the store stamps records.
+    pub fn now() -> Timestamp {
+        Timestamp::now()
+    }
+}

@@ -1,0 +1,368 @@
+//! Typed reads: users, businesses, reservations, the event log, activity and notifications.
+//!
+//! Listings are newest first and paged by an opaque cursor (the sequence number of the last
+//! item shown), so a page is stable while new items arrive at the front.
+
+use super::keys::{
+    email_prefix, email_u64_key, read_u64, read_uuid, u64_key, uuid_u64_key, uuid_u64_suffix,
+};
+use super::mutations::BusinessRecord;
+use super::{decode, meta_keys, Store, StoreError};
+use crate::domain::{Business, Event, EventKind, Reservation, User};
+use uuid::Uuid;
+
+/// Index entries (key, value) in the order a listing reads them.
+type Entries<'a> = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + 'a>;
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// How many items the whole listing has.
+    pub count: u64,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A position in a listing: items strictly older than it come next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCursor(u64);
+
+impl PageCursor {
+    /// Parses a cursor handed out by a previous page; `None` when it is not one of ours.
+    pub fn parse(text: &str) -> Option<Self> {
+        let n: u64 = text.parse().ok()?;
+        (n > 0 && n.to_string() == text).then_some(Self(n))
+    }
+
+    fn render(seq: u64) -> String {
+        seq.to_string()
+    }
+}
+
+/// Whose events a read may include (DESIGN invariant 3).
+#[derive(Debug, Clone)]
+pub enum Visibility {
+    /// Every event (super admin, dashboard channel).
+    All,
+    /// Only these businesses' events (an owner's businesses, or one business channel).
+    Businesses(Vec<Uuid>),
+}
+
+impl Store {
+    /// The user with this id.
+    pub fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        match self.trees.users.get(id.as_bytes())? {
+            Some(bytes) => decode("users", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The user with this (lower-cased) email.
+    pub fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        match self.trees.user_emails.get(email.as_bytes())? {
+            Some(id) => match read_uuid(&id) {
+                Some(id) => self.user(id),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// How many users exist.
+    pub fn user_count(&self) -> usize {
+        self.trees.users.len()
+    }
+
+    /// Every user, ordered by email.
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        let mut users = Vec::new();
+        for entry in self.trees.user_emails.iter() {
+            let (_, id) = entry?;
+            if let Some(user) = read_uuid(&id)
+                .map(|id| self.user(id))
+                .transpose()?
+                .flatten()
+            {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
+
+    /// The business with this id.
+    pub fn business(&self, id: Uuid) -> Result<Option<Business>, StoreError> {
+        Ok(self.business_record(id)?.map(|record| record.business))
+    }
+
+    fn business_record(&self, id: Uuid) -> Result<Option<BusinessRecord>, StoreError> {
+        match self.trees.businesses.get(id.as_bytes())? {
+            Some(bytes) => decode("businesses", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The business with this subdomain.
+    pub fn business_by_subdomain(&self, subdomain: &str) -> Result<Option<Business>, StoreError> {
+        match self.trees.subdomains.get(subdomain.as_bytes())? {
+            Some(id) => match read_uuid(&id) {
+                Some(id) => self.business(id),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// How many businesses exist.
+    pub fn business_count(&self) -> Result<u64, StoreError> {
+        self.meta_counter(meta_keys::BUSINESS_COUNT)
+    }
+
+    /// How many reservations exist (confirmed and cancelled).
+    pub fn reservation_count(&self) -> Result<u64, StoreError> {
+        self.meta_counter(meta_keys::RESERVATION_COUNT)
+    }
+
+    /// Ids of the businesses owned by `email`, newest first.
+    pub fn owned_business_ids(&self, email: &str) -> Result<Vec<Uuid>, StoreError> {
+        let mut ids = Vec::new();
+        for entry in self
+            .trees
+            .owner_index
+            .scan_prefix(email_prefix(email))
+            .rev()
+        {
+            let (_, id) = entry?;
+            ids.extend(read_uuid(&id));
+        }
+        Ok(ids)
+    }
+
+    /// Businesses newest first: all of them, or those owned by `owner`.
+    pub fn list_businesses(
+        &self,
+        owner: Option<&str>,
+        limit: usize,
+        cursor: Option<PageCursor>,
+    ) -> Result<Page<Business>, StoreError> {
+        let before = cursor.map_or(u64::MAX, |c| c.0);
+        let (entries, count): (Entries<'_>, u64) = match owner {
+            None => (
+                Box::new(self.trees.business_order.range(..u64_key(before)).rev()),
+                self.business_count()?,
+            ),
+            Some(email) => {
+                let prefix = email_prefix(email);
+                let count = self.trees.owner_index.scan_prefix(&prefix).count() as u64;
+                (
+                    Box::new(
+                        self.trees
+                            .owner_index
+                            .range(prefix..email_u64_key(email, before))
+                            .rev(),
+                    ),
+                    count,
+                )
+            }
+        };
+        let mut items = Vec::with_capacity(limit.min(512));
+        let mut last_seq = None;
+        let mut more = false;
+        for entry in entries {
+            let (_, id) = entry?;
+            let Some(record) = read_uuid(&id)
+                .map(|id| self.business_record(id))
+                .transpose()?
+                .flatten()
+            else {
+                continue;
+            };
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            last_seq = Some(record.seq);
+            items.push(record.business);
+        }
+        Ok(Page {
+            items,
+            count,
+            next_cursor: if more {
+                last_seq.map(PageCursor::render)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Reservations of one business, newest first.
+    pub fn list_reservations(
+        &self,
+        business_id: Uuid,
+        limit: usize,
+        cursor: Option<PageCursor>,
+    ) -> Result<Page<Reservation>, StoreError> {
+        let before = cursor.map_or(u64::MAX, |c| c.0);
+        let count = match self.trees.reservation_counts.get(business_id.as_bytes())? {
+            Some(bytes) => decode("reservation_counts", &bytes)?,
+            None => 0,
+        };
+        let range = uuid_u64_key(business_id, 0)..uuid_u64_key(business_id, before);
+        let mut items = Vec::with_capacity(limit.min(512));
+        let mut last_seq = None;
+        let mut more = false;
+        for entry in self.trees.reservations.range(range).rev() {
+            let (key, value) = entry?;
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            last_seq = uuid_u64_suffix(&key);
+            items.push(decode("reservations", &value)?);
+        }
+        Ok(Page {
+            items,
+            count,
+            next_cursor: if more {
+                last_seq.map(PageCursor::render)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// The oldest event id still in the log (the next id when the log is empty).
+    pub fn oldest_event_id(&self) -> Result<u64, StoreError> {
+        match self.trees.events.first()? {
+            Some((key, _)) => Ok(read_u64(&key).unwrap_or(0)),
+            None => self.next_event_id(),
+        }
+    }
+
+    /// The event with this id, if still retained.
+    pub fn event(&self, id: u64) -> Result<Option<Event>, StoreError> {
+        match self.trees.events.get(u64_key(id))? {
+            Some(bytes) => decode("events", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Retained events with `after < id <= up_to` that `visibility` allows, oldest first,
+    /// at most `limit` of them (the replay of a resuming socket).
+    pub fn events_between(
+        &self,
+        visibility: &Visibility,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut events = Vec::new();
+        if after >= up_to {
+            return Ok(events);
+        }
+        match visibility {
+            Visibility::All => {
+                for entry in self.trees.events.range(u64_key(after + 1)..=u64_key(up_to)) {
+                    if events.len() == limit {
+                        break;
+                    }
+                    let (_, value) = entry?;
+                    events.push(decode("events", &value)?);
+                }
+            }
+            Visibility::Businesses(ids) => {
+                let mut event_ids = Vec::new();
+                for business_id in ids {
+                    let range =
+                        uuid_u64_key(*business_id, after + 1)..=uuid_u64_key(*business_id, up_to);
+                    for entry in self.trees.business_events.range(range) {
+                        let (key, _) = entry?;
+                        event_ids.extend(uuid_u64_suffix(&key));
+                    }
+                }
+                event_ids.sort_unstable();
+                for id in event_ids.into_iter().take(limit) {
+                    events.extend(self.event(id)?);
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// The activity log (at most 50), newest first, optionally of one kind only, limited to
+    /// what `visibility` allows and to events up to `up_to` (the durable watermark).
+    pub fn activity(
+        &self,
+        visibility: &Visibility,
+        kind: Option<EventKind>,
+        up_to: u64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut items = Vec::new();
+        for entry in self.trees.activity.range(..=u64_key(up_to)).rev() {
+            let (_, value) = entry?;
+            let event: Event = decode("activity", &value)?;
+            let visible = match visibility {
+                Visibility::All => true,
+                Visibility::Businesses(ids) => ids.contains(&event.business_id),
+            };
+            if visible && kind.is_none_or(|k| k == event.kind) {
+                items.push(event);
+            }
+        }
+        Ok(items)
+    }
+
+    /// The newest `limit` retained events `visibility` allows, up to `up_to`, newest first,
+    /// and how many of the retained ones are newer than `read_up_to`.
+    pub fn notifications(
+        &self,
+        visibility: &Visibility,
+        read_up_to: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<(u64, Vec<Event>), StoreError> {
+        match visibility {
+            Visibility::All => {
+                let oldest = self.oldest_event_id()?;
+                let unread_from = (read_up_to + 1).max(oldest);
+                let unread = (up_to + 1).saturating_sub(unread_from);
+                let mut items = Vec::new();
+                for entry in self.trees.events.range(..=u64_key(up_to)).rev().take(limit) {
+                    let (_, value) = entry?;
+                    items.push(decode("events", &value)?);
+                }
+                Ok((unread, items))
+            }
+            Visibility::Businesses(ids) => {
+                let mut unread = 0;
+                let mut event_ids = Vec::new();
+                for business_id in ids {
+                    let range = uuid_u64_key(*business_id, read_up_to + 1)
+                        ..=uuid_u64_key(*business_id, up_to);
+                    unread += self.trees.business_events.range(range).count() as u64;
+                    let all = uuid_u64_key(*business_id, 0)..=uuid_u64_key(*business_id, up_to);
+                    for entry in self.trees.business_events.range(all).rev().take(limit) {
+                        let (key, _) = entry?;
+                        event_ids.extend(uuid_u64_suffix(&key));
+                    }
+                }
+                event_ids.sort_unstable_by(|a, b| b.cmp(a));
+                let mut items = Vec::new();
+                for id in event_ids.into_iter().take(limit) {
+                    items.extend(self.event(id)?);
+                }
+                Ok((unread, items))
+            }
+        }
+    }
+
+    /// The user's read position (the newest event id they have marked read).
+    pub fn read_up_to(&self, user_id: Uuid) -> Result<u64, StoreError> {
+        Ok(self
+            .trees
+            .receipts
+            .get(user_id.as_bytes())?
+            .and_then(|bytes| read_u64(&bytes))
+            .unwrap_or(0))
+    }
+}

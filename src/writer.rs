@@ -1,0 +1,197 @@
+//! The single writer: one thread applies every mutation in order, one sled transaction each,
+//! and replies only after the flush that makes it durable (group commit: one flush per batch
+//! of queued mutations).
+//!
+//! Because one thread takes every event id, ids are consecutive and "id order = commit order"
+//! holds by construction (DESIGN invariant 2). After each flush it raises the durable
+//! watermark, which the bus waits for before publishing (invariant 1).
+
+use crate::store::{Applied, MailStamp, Mutation, Store, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Most mutations applied before one flush; bounds the latency a batch adds.
+const MAX_BATCH: usize = 512;
+/// Queued mutations before callers wait: back-pressure instead of unbounded memory.
+const QUEUE_CAPACITY: usize = 4096;
+
+enum Request {
+    Apply {
+        mutation: Mutation,
+        reply: oneshot::Sender<Result<Applied, StoreError>>,
+    },
+    /// Finish what is queued before this, flush, and stop.
+    Stop,
+}
+
+/// A cheap-to-clone handle for submitting mutations.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Request>,
+    durable: Arc<AtomicU64>,
+}
+
+/// The durable watermark as the bus and readers see it: the newest event id on disk.
+#[derive(Clone)]
+pub struct DurableWatermark {
+    rx: watch::Receiver<u64>,
+    now: Arc<AtomicU64>,
+}
+
+impl DurableWatermark {
+    /// The newest durable event id.
+    pub fn get(&self) -> u64 {
+        self.now.load(Ordering::Acquire)
+    }
+
+    /// A receiver that changes whenever the watermark rises.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.rx.clone()
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread over `store`. The thread ends when every `Writer` handle is
+    /// dropped and the queue is drained; join the returned handle to wait for its last flush.
+    pub fn start(
+        store: Store,
+        stamp: MailStamp,
+    ) -> Result<(Self, DurableWatermark, std::thread::JoinHandle<()>), StoreError> {
+        let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let newest = store.next_event_id()? - 1;
+        let durable = Arc::new(AtomicU64::new(newest));
+        let (watch_tx, watch_rx) = watch::channel(newest);
+        let thread = {
+            let durable = durable.clone();
+            std::thread::Builder::new()
+                .name("writer".into())
+                .spawn(move || run(store, stamp, rx, durable, watch_tx))
+                .map_err(|e| StoreError::Unavailable(sled::Error::Io(e)))?
+        };
+        let watermark = DurableWatermark {
+            rx: watch_rx,
+            now: durable.clone(),
+        };
+        Ok((Self { queue, durable }, watermark, thread))
+    }
+
+    /// Applies `mutation` and returns once it is durable.
+    ///
+    /// # Errors
+    /// The mutation's own refusal (`NotFound`, `Conflict`), a storage failure, or `Closed`
+    /// during shutdown.
+    pub async fn submit(&self, mutation: Mutation) -> Result<Applied, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue
+            .send(Request::Apply { mutation, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The same as [`Writer::submit`] for callers outside the async runtime (CLI commands).
+    pub fn submit_blocking(&self, mutation: Mutation) -> Result<Applied, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue
+            .blocking_send(Request::Apply { mutation, reply })
+            .map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Asks the writer to finish the mutations queued so far, flush and stop; later
+    /// submissions fail with `Closed`. Join the thread handle to wait for it.
+    pub async fn stop(&self) {
+        let _ = self.queue.send(Request::Stop).await;
+    }
+
+    /// The newest durable event id.
+    pub fn durable_event_id(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+}
+
+fn run(
+    store: Store,
+    stamp: MailStamp,
+    mut queue: mpsc::Receiver<Request>,
+    durable: Arc<AtomicU64>,
+    watermark: watch::Sender<u64>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut stopping = false;
+    while !stopping {
+        let Some(first) = queue.blocking_recv() else {
+            break;
+        };
+        let mut next = Some(first);
+        while let Some(request) = next.take() {
+            match request {
+                Request::Apply { mutation, reply } => batch.push((mutation, reply)),
+                Request::Stop => {
+                    stopping = true;
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&store, &stamp, &mut batch, &durable, &watermark);
+        }
+    }
+    // Refuse whatever arrives from now on: dropping the receiver fails those senders.
+    queue.close();
+    while let Ok(request) = queue.try_recv() {
+        if let Request::Apply { reply, .. } = request {
+            let _ = reply.send(Err(StoreError::Closed));
+        }
+    }
+    if let Err(error) = store.flush() {
+        tracing::error!(%error, "final flush failed");
+    }
+    tracing::debug!("writer stopped");
+}
+
+type Pending = (Mutation, oneshot::Sender<Result<Applied, StoreError>>);
+
+/// Applies a batch, flushes once, raises the watermark, then answers every caller.
+fn commit_batch(
+    store: &Store,
+    stamp: &MailStamp,
+    batch: &mut Vec<Pending>,
+    durable: &AtomicU64,
+    watermark: &watch::Sender<u64>,
+) {
+    let mut results = Vec::with_capacity(batch.len());
+    let mut newest_event = None;
+    for (mutation, _) in batch.iter() {
+        let result = store.apply(mutation, stamp);
+        if let Ok((_, Some(id))) = &result {
+            newest_event = Some(*id);
+        }
+        results.push(result.map(|(applied, _)| applied));
+    }
+    // Group commit: one fsync makes the whole batch durable before anyone hears "done"
+    // (DESIGN invariant 1).
+    let flushed = store.flush();
+    match &flushed {
+        Ok(()) => {
+            if let Some(id) = newest_event {
+                durable.store(id, Ordering::Release);
+                watermark.send_replace(id);
+            }
+        }
+        Err(error) => tracing::error!(%error, "flush failed; failing the batch"),
+    }
+    for ((_, reply), result) in batch.drain(..).zip(results) {
+        let result = if flushed.is_ok() {
+            result
+        } else {
+            Err(StoreError::Closed)
+        };
+        // The caller may have gone away (client disconnected); the change stands anyway.
+        let _ = reply.send(result);
+    }
+}

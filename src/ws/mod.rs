@@ -1,0 +1,111 @@
+//! The WebSocket routes: `/ws/dashboard/` and `/ws/business/{id}/`.
+//!
+//! The `Origin` check happens before the upgrade (403 JSON). Everything after the upgrade —
+//! authentication, authorization, resume — is the session's, and failures there are close
+//! codes (4401/4403/4404), never HTTP rejections (STYLE §6).
+
+pub mod protocol;
+mod session;
+
+use crate::api::error::ApiError;
+use crate::api::AppState;
+use std::collections::HashMap;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+/// Which stream of events a socket follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelRequest {
+    Dashboard,
+    /// The raw id from the path; an id that is not a UUID is an unknown business.
+    Business(String),
+}
+
+/// The WebSocket routes.
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let dashboard = warp::path!("ws" / "dashboard")
+        .and(warp::path::end())
+        .map(|| ChannelRequest::Dashboard);
+    let business = warp::path!("ws" / "business" / String)
+        .and(warp::path::end())
+        .map(ChannelRequest::Business);
+    dashboard
+        .or(business)
+        .unify()
+        .and(warp::get())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::ws())
+        .map(
+            move |channel: ChannelRequest,
+                  origin: Option<String>,
+                  host: Option<String>,
+                  query: HashMap<String, String>,
+                  ws: warp::ws::Ws| {
+                if !origin_allowed(
+                    origin.as_deref(),
+                    host.as_deref(),
+                    &state.config.allowed_origins,
+                ) {
+                    return ApiError::Forbidden("this origin may not open WebSockets here")
+                        .into_response();
+                }
+                let state = state.clone();
+                let params = session::ConnectParams::from_query(channel, &query);
+                ws.max_message_size(protocol::MAX_CLIENT_MESSAGE_BYTES)
+                    .max_frame_size(protocol::MAX_CLIENT_MESSAGE_BYTES)
+                    .max_write_buffer_size(session::MAX_WRITE_BUFFER_BYTES)
+                    .on_upgrade(move |socket| session::run(state, params, socket))
+                    .into_response()
+            },
+        )
+        .boxed()
+}
+
+/// Cross-site protection: no `Origin` (a non-browser client), the server's own origin
+/// (same host as `Host`), or one listed in `APP_ALLOWED_ORIGINS`.
+fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let origin = origin.trim().trim_end_matches('/').to_lowercase();
+    if allowed.contains(&origin) {
+        return true;
+    }
+    let Some(host) = host else {
+        return false;
+    };
+    let host = host.trim().to_lowercase();
+    // We serve plain HTTP; behind a TLS proxy the same host arrives as https.
+    origin == format!("http://{host}") || origin == format!("https://{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let allowed = vec!["https://app.example.com".to_string()];
+        let host = Some("127.0.0.1:8000");
+        let cases = [
+            (None, true, "no origin: not a browser"),
+            (Some("http://127.0.0.1:8000"), true, "own origin"),
+            (
+                Some("http://127.0.0.1:8000/"),
+                true,
+                "own origin with slash",
+            ),
+            (Some("https://app.example.com"), true, "listed"),
+            (Some("http://evil.example"), false, "foreign"),
+            (Some("http://127.0.0.1:8001"), false, "other port"),
+            (Some("null"), false, "opaque origin"),
+        ];
+        for (origin, expected, why) in cases {
+            assert_eq!(origin_allowed(origin, host, &allowed), expected, "{why}");
+        }
+        assert!(!origin_allowed(Some("http://x"), None, &[]));
+    }
+}
