@@ -1,0 +1,152 @@
+//! HTTP load: events created at a steady rate (open loop), and durable creates as fast as a
+//! fixed number of concurrent clients can go (closed loop).
+//!
+//! The paced sender is open-loop on purpose: each request is issued at its due time on any idle
+//! keep-alive connection (a new one if none is idle), so a slow answer never delays the next
+//! request, and receivers measure from the due time — a backlog shows up as latency instead of
+//! being hidden (no coordinated omission).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::http::{create_business, HttpConn};
+use super::sockets::{new_histogram, Schedule};
+
+/// Connections opened before the first paced request, so it pays no connect.
+const WARM_CONNECTIONS: usize = 4;
+
+/// What a batch of creates did.
+#[derive(Debug)]
+pub struct CreatesReport {
+    /// Requests answered 201.
+    pub ok: u64,
+    /// Requests refused or failed, with the first reason.
+    pub failed: u64,
+    pub first_error: Option<String>,
+    /// Due (paced) or send (closed loop) to answer, µs.
+    pub latency: Histogram<u64>,
+    /// From the first request to the last answer.
+    pub elapsed: Duration,
+}
+
+/// Creates `events` businesses named `<prefix><seq>`, one every `schedule.interval`, starting
+/// now; returns when every request has been answered.
+pub async fn paced_creates(
+    server: SocketAddr,
+    token: Arc<str>,
+    prefix: Arc<str>,
+    events: u64,
+    schedule: Arc<Schedule>,
+) -> CreatesReport {
+    let pool: Arc<Mutex<Vec<HttpConn>>> = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..WARM_CONNECTIONS {
+        let mut conn = HttpConn::new(server);
+        if conn.request("GET", "/healthz", None, None).await.is_ok() {
+            pool.lock().expect("pool lock").push(conn);
+        }
+    }
+    let start = schedule.begin(Instant::now() + Duration::from_millis(20));
+    let mut tasks = Vec::with_capacity(events as usize);
+    for seq in 0..events {
+        let due = schedule.due(seq).expect("schedule has begun");
+        tokio::time::sleep_until(due.into()).await;
+        let (pool, token, prefix) = (pool.clone(), token.clone(), prefix.clone());
+        tasks.push(tokio::spawn(async move {
+            let taken = pool.lock().expect("pool lock").pop();
+            let mut conn = taken.unwrap_or_else(|| HttpConn::new(server));
+            let result = create_business(&mut conn, &token, &format!("{prefix}{seq}")).await;
+            pool.lock().expect("pool lock").push(conn);
+            (result, due.elapsed())
+        }));
+    }
+    let mut report = CreatesReport {
+        ok: 0,
+        failed: 0,
+        first_error: None,
+        latency: new_histogram(),
+        elapsed: Duration::ZERO,
+    };
+    for task in tasks {
+        let (result, took) = match task.await {
+            Ok(r) => r,
+            Err(e) => (Err(e.into()), Duration::ZERO),
+        };
+        tally(&mut report, result, took);
+    }
+    report.elapsed = start.elapsed();
+    report
+}
+
+/// Creates businesses named `<prefix><n>` from `concurrency` clients, each sending its next
+/// request when the previous one is answered, for `duration`.
+pub async fn closed_loop_creates(
+    server: SocketAddr,
+    token: Arc<str>,
+    prefix: Arc<str>,
+    concurrency: usize,
+    duration: Duration,
+) -> CreatesReport {
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (next, token, prefix) = (next.clone(), token.clone(), prefix.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = HttpConn::new(server);
+            let mut report = CreatesReport {
+                ok: 0,
+                failed: 0,
+                first_error: None,
+                latency: new_histogram(),
+                elapsed: Duration::ZERO,
+            };
+            while Instant::now() < deadline {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let sent = Instant::now();
+                let result = create_business(&mut conn, &token, &format!("{prefix}{n}")).await;
+                tally(&mut report, result, sent.elapsed());
+            }
+            report
+        }));
+    }
+    let mut total = CreatesReport {
+        ok: 0,
+        failed: 0,
+        first_error: None,
+        latency: new_histogram(),
+        elapsed: Duration::ZERO,
+    };
+    for task in tasks {
+        match task.await {
+            Ok(r) => {
+                total.ok += r.ok;
+                total.failed += r.failed;
+                total.first_error = total.first_error.or(r.first_error);
+                total.latency.add(&r.latency).expect("same bounds");
+            }
+            Err(e) => tally(&mut total, Err(e.into()), Duration::ZERO),
+        }
+    }
+    total.elapsed = start.elapsed();
+    total
+}
+
+fn tally(report: &mut CreatesReport, result: anyhow::Result<()>, took: Duration) {
+    match result {
+        Ok(()) => {
+            report.ok += 1;
+            report
+                .latency
+                .saturating_record((took.as_micros() as u64).max(1));
+        }
+        Err(e) => {
+            report.failed += 1;
+            report.first_error.get_or_insert_with(|| format!("{e:#}"));
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! `app bench`: a load generator that drives a running `app serve` only through its real
+//! interfaces (HTTP and WebSocket on loopback), like `redis-benchmark` beside Redis.
+//!
+//! Layout: [`ws`] and [`http`] are lean protocol clients; [`sockets`] holds fleets of
+//! dashboard sockets; [`load`] creates events over HTTP; [`procfs`] reads the server's CPU and
+//! memory; [`scenarios`] are the measurements; [`report`] prints them as one table. The
+//! standard suite (`app bench suite`) is what `scripts/bench.sh` runs and `docs/bench.md`
+//! shows; `--smoke` is the same suite at a size CI can afford, with no target judged.
+
+mod http;
+mod load;
+mod procfs;
+mod report;
+mod scenarios;
+mod sockets;
+mod ws;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+
+use report::Table;
+use scenarios::Ctx;
+
+/// Pause between two scenarios, so closed sockets are gone before the next one measures.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Benchmark a running server through its HTTP and WebSocket interfaces.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Base URL of the running `app serve`.
+    #[arg(long, env = "APP_BENCH_URL", default_value = "http://127.0.0.1:8000")]
+    pub url: url::Url,
+    /// Super admin email used to log in.
+    #[arg(long, env = "APP_ADMIN_EMAIL", default_value = "admin@example.com")]
+    pub email: String,
+    /// Super admin password used to log in.
+    #[arg(
+        long,
+        env = "APP_ADMIN_PASSWORD",
+        default_value = "secret-pass-1",
+        hide_env_values = true
+    )]
+    pub password: String,
+    /// PID of the server, for its CPU time and RSS from /proc (skipped without it).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Spread sockets over this many source addresses 127.0.0.1, 127.0.0.2, … (each has its
+    /// own ~28 000 ephemeral ports).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub source_addrs: u8,
+    /// WebSocket handshakes in flight at once while opening sockets.
+    #[arg(long, default_value_t = 256)]
+    pub connect_concurrency: usize,
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// One measurement, or the whole suite.
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// The standard suite (what the README shows), printed as one table.
+    Suite {
+        /// A small run of the same suite for CI (100 sockets, 20 events); targets not judged.
+        #[arg(long)]
+        smoke: bool,
+    },
+    /// Hold N idle dashboard sockets: connect time, failures, server RSS per idle socket.
+    Connect {
+        #[arg(long, default_value_t = 19_500)]
+        sockets: usize,
+        /// Seconds to hold the sockets before reading memory.
+        #[arg(long, default_value_t = 3.0)]
+        hold_secs: f64,
+    },
+    /// N dashboard sockets, M events created over HTTP at R per second: latency of every
+    /// (socket, event) pair from the request's due time, lost / duplicate / out-of-order
+    /// frames, frames per second, server CPU per delivered frame.
+    Fanout {
+        #[arg(long, default_value_t = 5_000)]
+        sockets: usize,
+        /// Events per second.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        /// Events in total.
+        #[arg(long, default_value_t = 500)]
+        events: u64,
+    },
+    /// Durable creates per second from C concurrent keep-alive HTTP clients.
+    Creates {
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+    /// Ping round trips: N sockets, each sending P pings one interval apart.
+    Ping {
+        #[arg(long, default_value_t = 1_000)]
+        sockets: usize,
+        #[arg(long, default_value_t = 10)]
+        pings: u32,
+        #[arg(long, default_value_t = 1_000)]
+        interval_ms: u64,
+    },
+}
+
+/// The sizes of one suite run.
+struct SuiteSpec {
+    name: &'static str,
+    idle_sockets: usize,
+    hold: Duration,
+    /// (sockets, events per second, events, p99 target, must be lossless)
+    fanouts: Vec<(usize, f64, u64, Duration, bool)>,
+    creates_concurrency: usize,
+    creates_for: Duration,
+    ping_sockets: usize,
+    pings: u32,
+    ping_interval: Duration,
+    /// Whether the targets are judged (only at the standard sizes).
+    judge: bool,
+}
+
+impl SuiteSpec {
+    fn standard() -> Self {
+        let ms = Duration::from_millis;
+        Self {
+            name: "standard",
+            idle_sockets: 19_500,
+            hold: Duration::from_secs(3),
+            fanouts: vec![
+                (5_000, 50.0, 500, ms(20), true),
+                (10_000, 10.0, 200, ms(25), false),
+                (1_000, 2.0, 30, ms(5), false),
+            ],
+            creates_concurrency: 64,
+            creates_for: Duration::from_secs(10),
+            ping_sockets: 1_000,
+            pings: 10,
+            ping_interval: Duration::from_secs(1),
+            judge: true,
+        }
+    }
+
+    fn smoke() -> Self {
+        let ms = Duration::from_millis;
+        Self {
+            name: "smoke",
+            idle_sockets: 200,
+            hold: ms(500),
+            fanouts: vec![(100, 10.0, 20, ms(20), true)],
+            creates_concurrency: 8,
+            creates_for: Duration::from_secs(1),
+            ping_sockets: 50,
+            pings: 3,
+            ping_interval: ms(200),
+            judge: false,
+        }
+    }
+}
+
+/// Runs `app bench`.
+///
+/// # Errors
+/// The server cannot be reached or logged into, or a scenario could not run at all (no socket
+/// opened). Missed targets are reported in the table, not as errors.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let server = resolve(&args.url)?;
+    let token = http::login(server, &args.email, &args.password)
+        .await
+        .context("log in as the super admin")?;
+    let ctx = Ctx {
+        server,
+        token: token.into(),
+        sources: (1..=args.source_addrs)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+            .collect(),
+        server_pid: args.server_pid,
+        run: format!("{:08x}", rand::random::<u32>()),
+        connect_concurrency: args.connect_concurrency,
+    };
+    let (table, failed) = match args.command {
+        BenchCommand::Suite { smoke } => {
+            let spec = if smoke {
+                SuiteSpec::smoke()
+            } else {
+                SuiteSpec::standard()
+            };
+            suite(&ctx, &spec).await
+        }
+        BenchCommand::Connect { sockets, hold_secs } => {
+            let mut table = Table::new(format!("app bench connect --sockets {sockets}"));
+            let outcome =
+                scenarios::connect(&ctx, sockets, Duration::from_secs_f64(hold_secs)).await?;
+            outcome.write(&mut table, false);
+            (table, false)
+        }
+        BenchCommand::Fanout {
+            sockets,
+            rate,
+            events,
+        } => {
+            if !(rate > 0.0 && rate.is_finite()) {
+                bail!("--rate must be a positive number");
+            }
+            let mut table = Table::new(format!(
+                "app bench fanout --sockets {sockets} --rate {rate} --events {events}"
+            ));
+            let outcome = scenarios::fanout(&ctx, "f", sockets, rate, events).await?;
+            outcome.write(&mut table, Duration::from_millis(20), true, false);
+            table.notes.push(outcome.detail());
+            (table, false)
+        }
+        BenchCommand::Creates {
+            concurrency,
+            seconds,
+        } => {
+            let mut table = Table::new(format!(
+                "app bench creates --concurrency {concurrency} --seconds {seconds}"
+            ));
+            let outcome =
+                scenarios::creates(&ctx, concurrency.max(1), Duration::from_secs_f64(seconds))
+                    .await;
+            outcome.write(&mut table, false);
+            (table, false)
+        }
+        BenchCommand::Ping {
+            sockets,
+            pings,
+            interval_ms,
+        } => {
+            let mut table = Table::new(format!(
+                "app bench ping --sockets {sockets} --pings {pings} --interval-ms {interval_ms}"
+            ));
+            let outcome =
+                scenarios::ping(&ctx, sockets, pings, Duration::from_millis(interval_ms)).await?;
+            outcome.write(&mut table, false);
+            (table, false)
+        }
+    };
+    println!("{table}");
+    if failed {
+        bail!("a scenario could not run; see the notes above");
+    }
+    Ok(())
+}
+
+/// Runs every scenario of `spec` in turn; a scenario that cannot run becomes a note.
+async fn suite(ctx: &Ctx, spec: &SuiteSpec) -> (Table, bool) {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let mut table = Table::new(format!(
+        "app bench suite ({}): {cores} cores shared by client and server",
+        spec.name
+    ));
+    let mut failed = false;
+    let mut fail = |table: &mut Table, what: &str, e: anyhow::Error| {
+        table.notes.push(format!("{what} could not run: {e:#}"));
+        failed = true;
+    };
+
+    eprintln!("bench: holding {} idle sockets", spec.idle_sockets);
+    match scenarios::connect(ctx, spec.idle_sockets, spec.hold).await {
+        Ok(outcome) => outcome.write(&mut table, spec.judge),
+        Err(e) => fail(&mut table, "connect", e),
+    }
+
+    let mut details = Vec::new();
+    for (i, &(sockets, rate, events, p99, lossless)) in spec.fanouts.iter().enumerate() {
+        tokio::time::sleep(SETTLE).await;
+        eprintln!("bench: {sockets} sockets @ {rate} events/s, {events} events");
+        match scenarios::fanout(ctx, &format!("f{i}"), sockets, rate, events).await {
+            Ok(outcome) => {
+                if i == 0 {
+                    let cpu = outcome.server_cpu_per_frame;
+                    table.row(
+                        "server CPU per delivered frame",
+                        "≤ 1 µs",
+                        cpu.map_or("not measured (needs --server-pid)".into(), |d| {
+                            format!(
+                                "{:.2} µs (at {} sockets @ {} events/s)",
+                                d.as_secs_f64() * 1e6,
+                                report::count(sockets as u64),
+                                rate
+                            )
+                        }),
+                        cpu.map(|d| d <= Duration::from_micros(1)),
+                        spec.judge,
+                    );
+                }
+                outcome.write(&mut table, p99, lossless, spec.judge);
+                details.push(outcome.detail());
+            }
+            Err(e) => fail(&mut table, "fanout", e),
+        }
+    }
+
+    tokio::time::sleep(SETTLE).await;
+    eprintln!(
+        "bench: creates from {} clients for {:?}",
+        spec.creates_concurrency, spec.creates_for
+    );
+    scenarios::creates(ctx, spec.creates_concurrency, spec.creates_for)
+        .await
+        .write(&mut table, spec.judge);
+
+    tokio::time::sleep(SETTLE).await;
+    eprintln!("bench: ping on {} sockets", spec.ping_sockets);
+    match scenarios::ping(ctx, spec.ping_sockets, spec.pings, spec.ping_interval).await {
+        Ok(outcome) => outcome.write(&mut table, spec.judge),
+        Err(e) => fail(&mut table, "ping", e),
+    }
+
+    table.notes.extend(details);
+    if !spec.judge {
+        table
+            .notes
+            .push("smoke run: targets apply to the standard suite only and are not judged".into());
+    }
+    (table, failed)
+}
+
+/// The socket address of `url` (an `http://` URL on this machine).
+fn resolve(url: &url::Url) -> anyhow::Result<SocketAddr> {
+    if url.scheme() != "http" {
+        bail!("only http:// URLs are supported (got {url})");
+    }
+    let addr = url
+        .socket_addrs(|| Some(80))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("{url} resolves to no address"))?;
+    if !addr.ip().is_loopback() {
+        bail!("the benchmark only targets loopback addresses (got {addr})");
+    }
+    Ok(addr)
+}
