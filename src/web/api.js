@@ -1,0 +1,99 @@
+// api.js — the REST client: a fetch wrapper that speaks API.md's JSON and error shape.
+//
+// Every failure becomes an ApiError carrying the HTTP status, the error `code`, the human
+// `message` and, for validation errors, the per-field messages (`fields`) the forms show.
+
+/** An error answered by the server (or a network failure, with status 0). */
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status, 0 when the server could not be reached
+   * @param {string} code API.md's snake_case code (`validation_error`, `conflict`, ...)
+   * @param {string} message for a human
+   * @param {Record<string,string>} [fields] what is wrong with each field
+   * @param {number|null} [retryAfter] seconds, from `Retry-After` on 429
+   */
+  constructor(status, code, message, fields = {}, retryAfter = null) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.fields = fields || {};
+    this.retryAfter = retryAfter;
+  }
+}
+
+/**
+ * Creates a client.
+ * @param {{ getToken?: () => string|null, onUnauthorized?: (err: ApiError) => void }} options
+ *   `onUnauthorized` runs when a call that sent a token gets 401 (expired or revoked):
+ *   the app returns to the login form.
+ */
+export function createApi({ getToken = () => null, onUnauthorized = () => {} } = {}) {
+  async function request(method, path, body) {
+    const headers = { Accept: 'application/json' };
+    const token = getToken();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let res;
+    try {
+      res = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: 'no-store',
+        credentials: 'omit',
+      });
+    } catch {
+      throw new ApiError(0, 'network', 'The server could not be reached. Check your connection and try again.');
+    }
+    if (res.status === 204) return null;
+    const text = await res.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = null;
+      }
+    }
+    if (res.ok) return data;
+    const e = (data && data.error) || {};
+    const retry = Number.parseInt(res.headers.get('Retry-After') || '', 10);
+    const err = new ApiError(
+      res.status,
+      e.code || `http_${res.status}`,
+      e.message || `The server answered ${res.status}.`,
+      e.fields,
+      Number.isFinite(retry) ? retry : null,
+    );
+    if (res.status === 401 && token) onUnauthorized(err);
+    throw err;
+  }
+
+  const enc = encodeURIComponent;
+  return {
+    request,
+    login: (email, password) => request('POST', '/api/auth/token/', { email, password }),
+    me: () => request('GET', '/api/users/me/'),
+    createUser: (body) => request('POST', '/api/users/', body),
+    dashboard: () => request('GET', '/api/dashboard/'),
+    activity: (type) => request('GET', `/api/activity/${type ? `?type=${enc(type)}` : ''}`),
+    notifications: () => request('GET', '/api/notifications/'),
+    markRead: (upTo) => request('POST', '/api/notifications/read/', { up_to: upTo }),
+    businesses: ({ limit = 100, cursor } = {}) =>
+      request('GET', `/api/businesses/?limit=${limit}${cursor ? `&cursor=${enc(cursor)}` : ''}`),
+    business: (id) => request('GET', `/api/businesses/${enc(id)}/`),
+    createBusiness: (body) => request('POST', '/api/businesses/', body),
+    updateBusiness: (id, body) => request('PATCH', `/api/businesses/${enc(id)}/`, body),
+    deleteBusiness: (id) => request('DELETE', `/api/businesses/${enc(id)}/`),
+    reservations: (id, { limit = 100, cursor } = {}) =>
+      request(
+        'GET',
+        `/api/businesses/${enc(id)}/reservations/?limit=${limit}${cursor ? `&cursor=${enc(cursor)}` : ''}`,
+      ),
+    cancelReservation: (id, rid) =>
+      request('POST', `/api/businesses/${enc(id)}/reservations/${enc(rid)}/cancel/`),
+    publicBusiness: (subdomain) => request('GET', `/api/public/businesses/${enc(subdomain)}/`),
+    book: (id, body) => request('POST', `/api/businesses/${enc(id)}/reservations/`, body),
+  };
+}

@@ -1,0 +1,119 @@
+// A business owner's view and the public booking page: bookings arrive live, cancellation,
+// and no business of another owner ever shows.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, unique } from './support/server.js';
+import { launch, session, signIn, until } from './support/browser.js';
+
+describe('owner view and public booking page', () => {
+  let server;
+  let browser;
+  let alice;
+  let bob;
+  let aliceShop;
+  let bobShop;
+  before(async () => {
+    server = await startServer();
+    browser = await launch();
+    alice = await server.createOwner('alice@example.com');
+    bob = await server.createOwner('bob@example.com');
+    aliceShop = await server.createBusiness("Alice's Cuts", unique('alice'), alice.email);
+    bobShop = await server.createBusiness('Bob Barbers SECRET', unique('bob'), bob.email);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.dispose();
+  });
+
+  it("shows a booking made on the public page live in the owner's tab", (t) =>
+    session(t, browser, async (tabs) => {
+      const owner = await tabs.open();
+      await signIn(owner, server.url, alice);
+      await owner.locator('#business-name', { hasText: "Alice's Cuts" }).waitFor();
+
+      const customer = await tabs.open({ width: 375, height: 740 });
+      await customer.goto(`${server.url}/b/${aliceShop.subdomain}/`);
+      await customer.getByRole('heading', { name: "Alice's Cuts" }).waitFor();
+      await customer.getByLabel('Your name').fill('Carol <i>Customer</i>');
+      await customer.getByLabel('Your email').fill('carol@example.com');
+      await customer.getByLabel('Date and time').fill('2030-05-17T14:30');
+      await customer.getByLabel('Service').fill('Haircut');
+      await customer.getByRole('button', { name: 'Book' }).click();
+      const confirmation = customer.locator('#confirmation');
+      await confirmation.getByRole('heading', { name: 'You are booked' }).waitFor();
+      assert.match(await confirmation.textContent(), /Carol <i>Customer<\/i>/);
+
+      const row = owner.locator('#reservation-rows tr', { hasText: 'Carol <i>Customer</i>' });
+      await row.waitFor({ timeout: 1000 });
+      assert.match(await row.textContent(), /Haircut/);
+      assert.match(await row.textContent(), /Confirmed/);
+      assert.equal(await owner.locator('#reservation-rows i').count(), 0, 'markup stays text');
+      await owner.locator('#activity li[data-type="reservation_created"]').first().waitFor({ timeout: 1000 });
+    }));
+
+  it('lets the owner cancel a reservation', (t) =>
+    session(t, browser, async (tabs) => {
+      await server.book(aliceShop.id, 'Dave ToCancel');
+      const owner = await tabs.open();
+      await signIn(owner, server.url, alice);
+      const row = owner.locator('#reservation-rows tr', { hasText: 'Dave ToCancel' });
+      await row.getByRole('button', { name: 'Cancel the reservation of Dave ToCancel' }).click();
+      await owner.locator('dialog').getByRole('button', { name: 'Cancel reservation' }).click();
+      await row.locator('.r-status', { hasText: 'Cancelled' }).waitFor({ timeout: 2000 });
+      assert.ok(await row.getByRole('button').isHidden(), 'no cancel button on a cancelled reservation');
+      await owner.locator('#activity li[data-type="reservation_cancelled"]').first().waitFor({ timeout: 2000 });
+    }));
+
+  it('never shows the owner another business', (t) =>
+    session(t, browser, async (tabs) => {
+      const owner = await tabs.open();
+      await signIn(owner, server.url, alice);
+      await owner.locator('#business-name', { hasText: "Alice's Cuts" }).waitFor();
+      // Activity at Bob's, while Alice watches, and a reservation at hers as a marker.
+      await server.book(bobShop.id, 'Bob Customer SECRET');
+      await server.api('PATCH', `/api/businesses/${bobShop.id}/`, {
+        token: await server.adminToken(),
+        body: { name: 'Bob Barbers SECRET renamed' },
+      });
+      await server.book(aliceShop.id, 'Marker After Bob');
+      await owner.locator('#reservation-rows tr', { hasText: 'Marker After Bob' }).waitFor({ timeout: 2000 });
+
+      const text = await owner.locator('body').textContent();
+      assert.doesNotMatch(text, /SECRET/, 'nothing of Bob’s business on Alice’s page');
+      assert.ok(await owner.locator('#business-picker').isHidden(), 'one business, no picker');
+      await owner.locator('#bell').click();
+      assert.doesNotMatch(await owner.locator('#bell-panel').textContent(), /SECRET/);
+
+      // Her token cannot open Bob's channel either: closed with 4403, and no retry loop.
+      const code = await owner.evaluate(async ({ bobId }) => {
+        const token = sessionStorage.getItem('app.token');
+        const ws = new WebSocket(`ws://${location.host}/ws/business/${bobId}/?token=${token}`);
+        return new Promise((resolve) => {
+          ws.onclose = (e) => resolve(e.code);
+        });
+      }, { bobId: bobShop.id });
+      assert.equal(code, 4403);
+    }));
+
+  it("shows the booking form's validation errors at the field, and 404 for an unknown page", (t) =>
+    session(t, browser, async (tabs) => {
+      const page = await tabs.open();
+      await page.goto(`${server.url}/b/${aliceShop.subdomain}/`);
+      await page.getByLabel('Your name').fill('Eve');
+      await page.getByLabel('Your email').fill('not an email');
+      await page.getByLabel('Service').fill('Colour');
+      await page.getByRole('button', { name: 'Book' }).click();
+      const error = page.locator('[data-field="customer_email"] .field-error');
+      await error.waitFor({ state: 'visible' });
+      assert.equal(await page.getByLabel('Your email').getAttribute('aria-invalid'), 'true');
+      assert.equal(await page.locator(':focus').getAttribute('name'), 'customer_email', 'focus moves to the field');
+
+      await page.goto(`${server.url}/b/no-such-business-here/`);
+      await page.getByRole('heading', { name: 'Not found' }).waitFor();
+      // Without the trailing slash: redirected to the page.
+      await page.goto(`${server.url}/b/${aliceShop.subdomain}`);
+      await until(() => page.url().endsWith(`/b/${aliceShop.subdomain}/`), { message: 'redirect to the slash' });
+      await page.getByRole('heading', { name: "Alice's Cuts" }).waitFor();
+    }));
+});
