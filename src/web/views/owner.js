@@ -156,10 +156,10 @@ export function mountOwner(main, shell, ctx) {
       const cancel = h('button', { type: 'button', class: 'btn btn-small btn-danger', 'data-action': 'cancel', onclick: () => cancelReservation(tr.reservation) }, 'Cancel');
       const tr = h('tr', {},
         h('td', { class: 'r-name' }),
-        h('td', { class: 'r-email' }),
-        h('td', { class: 'r-when' }),
-        h('td', { class: 'r-service' }),
-        h('td', { class: 'r-status' }),
+        h('td', { class: 'r-email', 'data-label': 'Email' }),
+        h('td', { class: 'r-when', 'data-label': 'When' }),
+        h('td', { class: 'r-service', 'data-label': 'Service' }),
+        h('td', { class: 'r-status', 'data-label': 'Status' }),
         h('td', { class: 'r-actions' }, cancel),
       );
       updateReservationRow(tr, r);

@@ -36,7 +36,7 @@ function statusDetail(status, detail) {
 export function renderShell(root, { user, title, onSignOut }) {
   const status = h('span', { id: 'conn-status', class: 'status', role: 'status', 'data-status': 'connecting' }, 'Connecting…');
   const bellSlot = h('div', { class: 'bell-slot' });
-  const signOut = h('button', { type: 'button', class: 'btn btn-quiet', id: 'sign-out', onclick: onSignOut }, 'Sign out');
+  const signOut = h('button', { type: 'button', class: 'btn btn-quiet', id: 'sign-out', title: `Signed in as ${user.email}`, onclick: onSignOut }, 'Sign out');
   replace(
     root,
     h('div', { class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true' }), h('span', {}, title)),
