@@ -73,8 +73,8 @@ export function initialState(user) {
     // super admin
     stats: null,
     businesses: [],
-    businessesCursor: null,
-    businessesMore: false,
+    /** The list shows the newest 10 (the dashboard's "recent"), or all loaded after "Show more". */
+    businessesLimit: 10,
     perBusiness: {},
     // business owner
     owned: [],
@@ -156,7 +156,7 @@ export function reduceEvent(state, ev) {
     case 'business_created':
       if (s.role === 'super_admin' && p.business) {
         if (fresh) s.stats = bump('business_count', 1);
-        s.businesses = upsertFront(s.businesses, p.business);
+        s.businesses = upsertFront(s.businesses, p.business, s.businessesLimit);
         if (!(p.business.id in s.perBusiness)) s.perBusiness = { ...s.perBusiness, [p.business.id]: 0 };
       }
       break;

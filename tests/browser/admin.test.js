@@ -97,6 +97,25 @@ describe('super admin dashboard', () => {
       await tab2.locator('#business-rows tr', { hasText: renamed }).waitFor({ state: 'detached', timeout: 1000 });
     }));
 
+  it('lists the newest 10 businesses, and the rest on request', (t) =>
+    session(t, browser, async (tabs) => {
+      for (let i = 0; i < 11; i++) await server.createBusiness(`Many ${i}`, unique(`many${i}`), 'owner@example.com');
+      const tab = await tabs.open();
+      await signIn(tab, server.url, ADMIN);
+      await tab.locator('#business-rows tr', { hasText: 'Many 10' }).waitFor();
+      assert.equal(await tab.locator('#business-rows tr').count(), 10);
+      // A live one pushes the oldest out of the ten.
+      await server.createBusiness('Many 11', unique('many11'), 'owner@example.com');
+      await tab.locator('#business-rows tr', { hasText: 'Many 11' }).waitFor({ timeout: 1000 });
+      assert.equal(await tab.locator('#business-rows tr').count(), 10);
+
+      const total = Number(await tab.locator('#stat-businesses').textContent());
+      await tab.getByRole('button', { name: 'Show more' }).click();
+      await until(async () => (await tab.locator('#business-rows tr').count()) === total, { message: `${total} rows` });
+      await tab.locator('#business-shown', { hasText: `Showing ${total} of ${total}` }).waitFor();
+      assert.ok(await tab.getByRole('button', { name: 'Show more' }).isHidden());
+    }));
+
   it("counts the bell's unread badge and clears it in both tabs", (t) =>
     session(t, browser, async (tabs) => {
       const tab1 = await tabs.open();

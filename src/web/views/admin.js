@@ -119,7 +119,8 @@ export function mountAdmin(main, shell, { api, user, getToken, onStop }) {
       cursor = page.next_cursor;
       live.store.set((s) => {
         const known = new Set(s.businesses.map((b) => b.id));
-        return { ...s, businesses: [...s.businesses, ...page.items.filter((b) => !known.has(b.id))] };
+        const businesses = [...s.businesses, ...page.items.filter((b) => !known.has(b.id))];
+        return { ...s, businesses, businessesLimit: Infinity };
       });
     } catch (err) {
       toast(err.message, 'error');

@@ -86,6 +86,7 @@ export class TestServer {
   /** Stops and starts again on the same port and data; `env` is added to the environment. */
   async restart(env = {}) {
     this.env = { ...this.env, ...env };
+    this.admin = undefined; // a new APP_JWT_SECRET voids the cached token
     await this.stop();
     // The port was just released; retry briefly in case the OS is slow to free it.
     for (let i = 0; ; i++) {
