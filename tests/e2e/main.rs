@@ -1,0 +1,15 @@
+//! Black-box tests: each spawns the real `app` binary on a free port with a temporary data
+//! folder and talks to it over HTTP and WebSocket. One test binary, one module per area.
+
+mod support;
+
+mod mail;
+mod realtime;
+mod rest_auth;
+mod rest_businesses;
+mod rest_cli;
+mod rest_durability;
+mod rest_errors;
+mod rest_feed;
+mod rest_reservations;
+mod rest_support;
