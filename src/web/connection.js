@@ -94,7 +94,7 @@ export class Connection {
     this.stopped = true;
     this.timers = { retry: null, ping: null, silence: null };
     this.onOnline = () => this.reconnectNow();
-    this.onOffline = () => this.setStatus(STATUS.OFFLINE, { reason: 'network' });
+    this.onOffline = () => this.dropForOffline();
   }
 
   /** Opens the channel (idempotent). */
@@ -135,6 +135,23 @@ export class Connection {
     clearTimeout(this.timers.retry);
     this.attempt = 0;
     this.open();
+  }
+
+  /**
+   * The browser lost the network: a socket that seems open cannot work any more (and may
+   * linger until a TCP timeout), so close it and wait, showing Offline; `online` reconnects
+   * at once, and the backoff keeps trying meanwhile in case that event never comes.
+   */
+  dropForOffline() {
+    if (this.stopped) return;
+    const ws = this.ws;
+    if (ws) {
+      this.ws = null;
+      ws.onclose = ws.onmessage = ws.onerror = null;
+      ws.close(CLOSE.CLIENT_TIMEOUT, 'offline');
+    }
+    this.clearTimers();
+    this.scheduleReconnect(CLOSE.ABNORMAL);
   }
 
   // --- lifecycle -------------------------------------------------------------------------

@@ -150,10 +150,14 @@ export class TestServer {
   }
 }
 
-/** Starts a server on a fresh data folder; `dispose()` stops it and removes the folder. */
-export async function startServer() {
+/**
+ * Starts a server on a fresh data folder; `dispose()` stops it and removes the folder.
+ * `env` is added to the server's environment (e.g. `APP_EVENT_RETENTION`).
+ */
+export async function startServer(env = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'app-browser-'));
   const server = new TestServer(dir);
+  server.env = { ...env };
   server.dispose = async () => {
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
