@@ -166,7 +166,7 @@ export function reduceEvent(state, ev) {
       break;
     case 'business_deleted': {
       const id = p.business?.id;
-      if (fresh && s.businesses.some((b) => b.id === id)) s.stats = bump('business_count', -1);
+      if (fresh) s.stats = bump('business_count', -1); // its reservations: reloaded (LiveState)
       s.businesses = removeById(s.businesses, id);
       s.owned = removeById(s.owned, id);
       if (id in s.perBusiness) {

@@ -96,6 +96,30 @@ describe('owner view and public booking page', () => {
       assert.equal(code, 4403);
     }));
 
+  it('switches between two businesses and follows a rename and a deletion live', (t) =>
+    session(t, browser, async (tabs) => {
+      const carol = await server.createOwner('carol@example.com');
+      const first = await server.createBusiness('Carol One', unique('carol1'), carol.email);
+      const second = await server.createBusiness('Carol Two', unique('carol2'), carol.email);
+      await server.book(first.id, 'Booked At One');
+      await server.book(second.id, 'Booked At Two');
+      const owner = await tabs.open();
+      await signIn(owner, server.url, carol);
+      await owner.locator('#business-picker').waitFor({ state: 'visible' });
+
+      await owner.getByLabel('Business').selectOption({ label: 'Carol One' });
+      await owner.locator('#business-name', { hasText: 'Carol One' }).waitFor();
+      await owner.locator('#reservation-rows tr', { hasText: 'Booked At One' }).waitFor();
+      assert.equal(await owner.locator('#reservation-rows tr', { hasText: 'Booked At Two' }).count(), 0);
+      await owner.locator('#conn-status', { hasText: 'Live' }).waitFor();
+
+      const token = await server.adminToken();
+      await server.api('PATCH', `/api/businesses/${first.id}/`, { token, body: { name: 'Carol One Renamed' } });
+      await owner.locator('#business-name', { hasText: 'Carol One Renamed' }).waitFor({ timeout: 1000 });
+      await server.api('DELETE', `/api/businesses/${first.id}/`, { token, expect: 204 });
+      await owner.getByText('This business has been deleted.').waitFor({ timeout: 2000 });
+    }));
+
   it("shows the booking form's validation errors at the field, and 404 for an unknown page", (t) =>
     session(t, browser, async (tabs) => {
       const page = await tabs.open();

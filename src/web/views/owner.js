@@ -59,7 +59,11 @@ export function mountOwner(main, shell, ctx) {
       load: async (state) => {
         const [mine, reservations, activity, notifications] = await Promise.all([
           api.businesses({ limit: 100 }),
-          api.reservations(id, { limit: 100 }),
+          // 404: the business was deleted meanwhile; the page says so (it is not in `owned`).
+          api.reservations(id, { limit: 100 }).catch((err) => {
+            if (err.status === 404) return { items: [], count: 0, next_cursor: null };
+            throw err;
+          }),
           api.activity(state.activity.filter),
           api.notifications(),
         ]);
