@@ -134,7 +134,8 @@ function withEventTimes(times, events, now = Date.now()) {
 
 /**
  * Applies one event frame (API.md: `{id, type, payload, timestamp}`).
- * Safe to apply again: lists are keyed by id, counters check `sinceId`.
+ * Safe to apply again: lists are keyed by id, and each counter group remembers the newest
+ * event it reflects (`sinceId`, first from its REST snapshot) and skips anything not newer.
  */
 export function reduceEvent(state, ev) {
   const p = ev.payload || {};
@@ -146,7 +147,7 @@ export function reduceEvent(state, ev) {
   }
   const n = s.notifications;
   if (ev.id > n.sinceId && !n.items.some((x) => x.id === ev.id)) {
-    s.notifications = { ...n, unread: n.unread + 1, items: mergeEvents(n.items, [ev]) };
+    s.notifications = { unread: n.unread + 1, items: mergeEvents(n.items, [ev]), sinceId: ev.id };
   }
   s.eventTimes = withEventTimes(s.eventTimes, [ev]);
 
@@ -191,6 +192,8 @@ export function reduceEvent(state, ev) {
     default:
       break;
   }
+  // The counters now reflect everything up to this id (events arrive in id order).
+  if (fresh) s.stats = { ...s.stats, sinceId: ev.id };
   return s;
 }
 
