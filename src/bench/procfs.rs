@@ -31,6 +31,98 @@ pub fn sample(pid: &str) -> anyhow::Result<ProcSample> {
     })
 }
 
+/// CPU seconds all cores of the machine have spent busy (everything but idle and I/O wait),
+/// from the first line of `/proc/stat`.
+///
+/// # Errors
+/// `/proc/stat` is unreadable or malformed.
+pub fn machine_busy_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
+    busy_seconds(&stat)
+}
+
+fn busy_seconds(stat: &str) -> anyhow::Result<f64> {
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| anyhow!("no cpu line in /proc/stat"))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Ok(busy as f64 / TICKS_PER_SECOND)
+}
+
+/// CPU used over an interval by the server, by this client, and by everything else.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub wall_seconds: f64,
+    pub server_seconds: Option<f64>,
+    pub client_seconds: Option<f64>,
+    /// Busy CPU seconds of every other process on the machine (other engineers' builds…).
+    pub other_seconds: Option<f64>,
+}
+
+impl Usage {
+    /// Cores kept busy by other processes on average, e.g. `0.8`.
+    pub fn other_cores(&self) -> Option<f64> {
+        Some(self.other_seconds? / self.wall_seconds.max(1e-9))
+    }
+}
+
+/// Starts measuring CPU use of the server (`pid`), this process and the whole machine.
+pub struct Meter {
+    pid: Option<String>,
+    started: std::time::Instant,
+    server: Option<ProcSample>,
+    client: Option<ProcSample>,
+    machine: Option<f64>,
+}
+
+impl Meter {
+    pub fn start(pid: Option<u32>) -> Self {
+        let pid = pid.map(|p| p.to_string());
+        Self {
+            server: pid.as_deref().and_then(|p| sample(p).ok()),
+            client: sample("self").ok(),
+            machine: machine_busy_seconds().ok(),
+            started: std::time::Instant::now(),
+            pid,
+        }
+    }
+
+    /// The CPU used since [`Meter::start`].
+    pub fn stop(&self) -> Usage {
+        let delta = |before: Option<ProcSample>, pid: Option<&str>| {
+            let after = sample(pid?).ok()?;
+            Some((after.cpu_seconds - before?.cpu_seconds).max(0.0))
+        };
+        let server_seconds = delta(self.server, self.pid.as_deref());
+        let client_seconds = delta(self.client, Some("self"));
+        let machine = machine_busy_seconds()
+            .ok()
+            .zip(self.machine)
+            .map(|(after, before)| (after - before).max(0.0));
+        let other_seconds = machine
+            .map(|m| (m - server_seconds.unwrap_or(0.0) - client_seconds.unwrap_or(0.0)).max(0.0));
+        Usage {
+            wall_seconds: self.started.elapsed().as_secs_f64(),
+            server_seconds,
+            client_seconds,
+            other_seconds,
+        }
+    }
+}
+
 /// `utime + stime` from a `stat` line, in seconds.
 fn cpu_seconds(stat: &str) -> anyhow::Result<f64> {
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
@@ -74,6 +166,12 @@ mod tests {
     fn parses_vm_rss() {
         let status = "Name:\tapp\nVmPeak:\t 9000 kB\nVmRSS:\t   12345 kB\nThreads: 3\n";
         assert_eq!(rss_kib(status).unwrap(), 12345);
+    }
+
+    #[test]
+    fn machine_busy_time_leaves_out_idle_and_iowait() {
+        let stat = "cpu  100 10 50 9000 40 5 5 0 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n";
+        assert_eq!(busy_seconds(stat).unwrap(), 1.7);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
 use super::load::{self, CreatesReport};
-use super::procfs::{self, ProcSample};
+use super::procfs::{self, Meter, ProcSample, Usage};
 use super::report::{self, Table};
 use super::sockets::{Fleet, Latencies, PingPlan, Role, SocketReport, Target, Watch};
 
@@ -123,6 +123,8 @@ pub struct ConnectOutcome {
     /// The benchmark client's own RSS growth per socket, KiB (for context).
     pub client_kib_per_socket: Option<f64>,
     pub early_ends: Vec<SocketReport>,
+    /// CPU use while the sockets were being opened.
+    pub usage: Usage,
 }
 
 /// Opens `sockets` idle dashboard sockets, holds them for `hold`, reads memory, closes them.
@@ -133,7 +135,9 @@ pub async fn connect(ctx: &Ctx, sockets: usize, hold: Duration) -> anyhow::Resul
     let server_before = ctx.server_sample();
     let client_before = procfs::sample("self").ok();
     let watch = Arc::new(Watch::new(format!("bn{}idle-", ctx.run), 0, Duration::ZERO));
+    let meter = Meter::start(ctx.server_pid);
     let fleet = ctx.open_fleet(sockets, Role::Listen(watch)).await;
+    let usage = meter.stop();
     let opened = Opened::of(&fleet);
     if opened.connected == 0 {
         bail!("no socket could be opened: {:?}", opened.first_errors);
@@ -154,6 +158,7 @@ pub async fn connect(ctx: &Ctx, sockets: usize, hold: Duration) -> anyhow::Resul
             .into_iter()
             .filter(|r| r.ended_early.is_some())
             .collect(),
+        usage,
     })
 }
 
@@ -182,6 +187,14 @@ impl ConnectOutcome {
         );
         o.note_errors("connect", table);
         note_early_ends("connect", &self.early_ends, table);
+        let cpu = |s: Option<f64>| s.map_or("n/a".into(), |s| format!("{s:.2} s"));
+        table.notes.push(format!(
+            "connect: server CPU {}, client CPU {} to open {} sockets; {}",
+            cpu(self.usage.server_seconds),
+            cpu(self.usage.client_seconds),
+            report::count(o.connected as u64),
+            others(&self.usage)
+        ));
     }
 }
 
@@ -200,6 +213,7 @@ pub struct FanoutOutcome {
     pub frames_per_second: f64,
     pub server_cpu_per_frame: Option<Duration>,
     pub client_cpu_per_frame: Option<Duration>,
+    pub usage: Usage,
     pub reports: Vec<SocketReport>,
 }
 
@@ -222,7 +236,7 @@ pub async fn fanout(
     if opened.connected == 0 {
         bail!("no socket could be opened: {:?}", opened.first_errors);
     }
-    let (server_before, client_before) = (ctx.server_sample(), procfs::sample("self").ok());
+    let meter = Meter::start(ctx.server_pid);
     let posts = load::paced_creates(
         ctx.server,
         ctx.token.clone(),
@@ -232,7 +246,7 @@ pub async fn fanout(
     )
     .await;
     drain(&watch, &fleet).await;
-    let (server_after, client_after) = (ctx.server_sample(), procfs::sample("self").ok());
+    let usage = meter.stop();
     let reports = fleet.close().await;
 
     let frames: u64 = reports.iter().map(|r| r.frames).sum();
@@ -257,8 +271,9 @@ pub async fn fanout(
         duplicates: reports.iter().map(|r| r.duplicates).sum(),
         out_of_order: reports.iter().map(|r| r.out_of_order).sum(),
         frames_per_second: frames as f64 / span.as_secs_f64().max(1e-9),
-        server_cpu_per_frame: cpu_per(server_before, server_after, frames),
-        client_cpu_per_frame: cpu_per(client_before, client_after, frames),
+        server_cpu_per_frame: cpu_per(usage.server_seconds, frames),
+        client_cpu_per_frame: cpu_per(usage.client_seconds, frames),
+        usage,
         opened,
         posts,
         reports,
@@ -313,14 +328,15 @@ impl FanoutOutcome {
         let cpu = |d: Option<Duration>| d.map_or("n/a".into(), per_unit);
         format!(
             "{} sockets @ {} events/s: sockets {}; {} events, request latency {}; \
-             server CPU {} per frame, client CPU {} per frame",
+             server CPU {} per frame, client CPU {} per frame; {}",
             report::count(self.opened.requested as u64),
             self.rate,
             self.opened.summary(),
             report::count(self.posts.ok),
             report::latency(&self.posts.latency),
             cpu(self.server_cpu_per_frame),
-            cpu(self.client_cpu_per_frame)
+            cpu(self.client_cpu_per_frame),
+            others(&self.usage)
         )
     }
 }
@@ -341,11 +357,22 @@ async fn drain(watch: &Watch, fleet: &Fleet) {
     }
 }
 
-/// CPU seconds spent between two samples, per unit of work.
-fn cpu_per(before: Option<ProcSample>, after: Option<ProcSample>, units: u64) -> Option<Duration> {
-    let (b, a) = (before?, after?);
-    (units > 0)
-        .then(|| Duration::from_secs_f64((a.cpu_seconds - b.cpu_seconds).max(0.0) / units as f64))
+/// CPU seconds per unit of work.
+fn cpu_per(seconds: Option<f64>, units: u64) -> Option<Duration> {
+    let seconds = seconds?;
+    (units > 0).then(|| Duration::from_secs_f64(seconds / units as f64))
+}
+
+/// How busy the rest of the machine was: on a shared machine this explains noisy figures.
+fn others(usage: &Usage) -> String {
+    usage
+        .other_cores()
+        .map_or("other processes: n/a".into(), |c| {
+            format!(
+                "other processes kept {c:.2} cores busy over {:.1} s",
+                usage.wall_seconds
+            )
+        })
 }
 
 /// A duration per unit, in µs with two decimals.
@@ -359,11 +386,12 @@ pub struct CreatesOutcome {
     pub concurrency: usize,
     pub report: CreatesReport,
     pub server_cpu_per_create: Option<Duration>,
+    pub usage: Usage,
 }
 
 /// `concurrency` clients creating businesses back to back for `duration`.
 pub async fn creates(ctx: &Ctx, concurrency: usize, duration: Duration) -> CreatesOutcome {
-    let before = ctx.server_sample();
+    let meter = Meter::start(ctx.server_pid);
     let report = load::closed_loop_creates(
         ctx.server,
         ctx.token.clone(),
@@ -372,11 +400,12 @@ pub async fn creates(ctx: &Ctx, concurrency: usize, duration: Duration) -> Creat
         duration,
     )
     .await;
-    let server_cpu_per_create = cpu_per(before, ctx.server_sample(), report.ok);
+    let usage = meter.stop();
     CreatesOutcome {
         concurrency,
+        server_cpu_per_create: cpu_per(usage.server_seconds, report.ok),
         report,
-        server_cpu_per_create,
+        usage,
     }
 }
 
@@ -414,6 +443,11 @@ impl CreatesOutcome {
                 .notes
                 .push(format!("creates: {} failed, e.g. {e}", r.failed));
         }
+        table.notes.push(format!(
+            "creates from {} clients: {}",
+            self.concurrency,
+            others(&self.usage)
+        ));
     }
 }
 
@@ -425,6 +459,7 @@ pub struct PingOutcome {
     pub pongs: u64,
     pub lost: u64,
     pub reports: Vec<SocketReport>,
+    pub usage: Usage,
 }
 
 /// `sockets` sockets, each sending `count` pings, one per `interval`.
@@ -448,15 +483,18 @@ pub async fn ping(
     if opened.connected == 0 {
         bail!("no socket could be opened: {:?}", opened.first_errors);
     }
+    let meter = Meter::start(ctx.server_pid);
     plan.go.cancel();
     let within = interval * (count + 1) + Duration::from_secs(10);
     let reports = fleet.finish(within).await;
+    let usage = meter.stop();
     Ok(PingOutcome {
         opened,
         latency: plan.latencies.merged(),
         pongs: reports.iter().map(|r| r.pongs).sum(),
         lost: reports.iter().map(|r| r.lost_pings).sum(),
         reports,
+        usage,
     })
 }
 
@@ -481,5 +519,6 @@ impl PingOutcome {
         );
         self.opened.note_errors("ping", table);
         note_early_ends("ping", &self.reports, table);
+        table.notes.push(format!("ping: {}", others(&self.usage)));
     }
 }
