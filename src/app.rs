@@ -7,6 +7,8 @@ use crate::auth::{hash_password, JwtKeys};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::domain::{validate, NewUser, Role};
+use crate::mail::drainer::{self, Drainer};
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::store::{MailStamp, Mutation, Store};
 use crate::writer::Writer;
@@ -26,6 +28,7 @@ const SESSIONS_GRACE: Duration = Duration::from_secs(5);
 /// When the store cannot be opened (locked, corrupt) or the address cannot be bound.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let mailer = Mailer::from_config(&config)?;
     let store = {
         let (path, cache, retention) =
             (config.db_path(), config.cache_bytes, config.event_retention);
@@ -40,9 +43,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (writer, watermark, writer_thread) = Writer::start(store.clone(), stamp)?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let drainer_watermark = watermark.clone();
     let (bus, publisher) = Bus::start(&store, watermark, shutdown.clone())?;
     let metrics = Arc::new(Metrics::default());
     tracker.spawn(count_events(bus.clone(), metrics.clone(), shutdown.clone()));
+    let drainer = Drainer::new(
+        store.clone(),
+        mailer,
+        drainer_watermark,
+        metrics.clone(),
+        &config,
+    );
+    tracker.spawn(drainer::run(drainer, bus.clone(), shutdown.clone()));
 
     let first_run_password = bootstrap_admin(&store, &writer, &config).await?;
 

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod mail;
 pub mod metrics;
 pub mod shutdown;
 pub mod store;

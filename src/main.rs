@@ -25,9 +25,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Create(args)) => app::commands::user_create(&args),
         Command::Token(args) => app::commands::token(&args),
-        Command::Outbox(OutboxCommand::List(_)) | Command::Outbox(OutboxCommand::Retry(_)) => {
-            anyhow::bail!("outbox commands arrive with the mail drainer")
-        }
+        Command::Outbox(OutboxCommand::List(args)) => app::mail::cli::list(&args),
+        Command::Outbox(OutboxCommand::Retry(args)) => app::mail::cli::retry(&args),
         Command::Watch(args) => runtime()?.block_on(app::watch::run(args)),
         Command::Bench(args) => runtime()?.block_on(app::bench::run(args)),
     }

@@ -89,7 +89,6 @@ pub(crate) struct Trees {
     pub business_events: sled::Tree,
     pub activity: sled::Tree,
     pub outbox: sled::Tree,
-    #[allow(dead_code)] // read by the mail drainer
     pub outbox_sent: sled::Tree,
     pub receipts: sled::Tree,
 }

@@ -1,2 +1,378 @@
 //! The outbox queue as the mail drainer and `app outbox` see it (rows are written by
 //! [`super::mutations`], in the transaction of their cause).
+//!
+//! Two trees, both keyed by the big-endian outbox id: `outbox` holds the queue (pending and
+//! failed rows) and `outbox_sent` the audit trail of accepted mails. A row moves from the first
+//! to the second in one small transaction over both trees, so it is always in exactly one of
+//! them (DESIGN invariant 4: deleted from the queue only once the server took it).
+//!
+//! The writer thread only inserts new rows; everything here updates existing ones. Updates are
+//! read-modify-write transactions, whose closures may run more than once: they only touch trees.
+
+use super::keys::{read_u64, u64_key};
+use super::{codec, decode, Store, StoreError};
+use crate::domain::{OutboxMail, OutboxStatus, Timestamp};
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionalTree,
+};
+use sled::Transactional;
+
+/// What one scan of the queue found (see [`Store::scan_outbox`]).
+#[derive(Debug, Clone, Default)]
+pub struct OutboxScan {
+    /// Rows due now, oldest first, at most the scan's limit.
+    pub due: Vec<OutboxMail>,
+    /// Every pending row, due or not.
+    pub pending: u64,
+    /// The earliest `next_attempt_at` of a pending row whose cause is durable and that is not
+    /// in `due` (when to look again without a wake-up).
+    pub next_due: Option<Timestamp>,
+}
+
+/// How many rows are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub failed: u64,
+    pub sent: u64,
+}
+
+type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
+
+/// Decodes a row inside a transaction, aborting it when the bytes are damaged.
+fn tx_row(tree: &'static str, bytes: &[u8]) -> TxResult<OutboxMail> {
+    decode(tree, bytes).map_err(ConflictableTransactionError::Abort)
+}
+
+/// Reads, changes and writes back one queued row; `Ok(None)` when the id is not queued.
+fn update_row(
+    outbox: &TransactionalTree,
+    id: u64,
+    change: &impl Fn(&mut OutboxMail),
+) -> TxResult<Option<OutboxMail>> {
+    let key = u64_key(id);
+    let Some(bytes) = outbox.get(key)? else {
+        return Ok(None);
+    };
+    let mut row = tx_row("outbox", &bytes)?;
+    change(&mut row);
+    outbox.insert(&key, codec::encode(&row))?;
+    Ok(Some(row))
+}
+
+impl Store {
+    /// Scans the queue at `now`: the pending rows that are due (at most `limit`, oldest first)
+    /// and whose cause is durable (`event_id <= durable_event_id`), so a mail never goes out
+    /// for a change a crash could still undo.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Corrupt` when the tree cannot be read.
+    pub fn scan_outbox(
+        &self,
+        now: Timestamp,
+        durable_event_id: u64,
+        limit: usize,
+    ) -> Result<OutboxScan, StoreError> {
+        let mut scan = OutboxScan::default();
+        for entry in self.trees.outbox.iter() {
+            let (_, bytes) = entry?;
+            let row: OutboxMail = decode("outbox", &bytes)?;
+            if row.status != OutboxStatus::Pending {
+                continue;
+            }
+            scan.pending += 1;
+            if row.event_id > durable_event_id {
+                continue; // the doorbell rings once it is durable
+            }
+            if row.next_attempt_at <= now && scan.due.len() < limit {
+                scan.due.push(row);
+            } else {
+                let at = row.next_attempt_at;
+                scan.next_due = Some(scan.next_due.map_or(at, |next| next.min(at)));
+            }
+        }
+        Ok(scan)
+    }
+
+    /// Moves a row from the queue to the audit trail, stamped `sent_at`. Returns `false` when
+    /// the row is no longer queued (nothing changes then).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Corrupt`.
+    pub fn mark_mail_sent(&self, id: u64, sent_at: Timestamp) -> Result<bool, StoreError> {
+        let key = u64_key(id);
+        let moved =
+            (&self.trees.outbox, &self.trees.outbox_sent).transaction(|(outbox, sent)| {
+                let Some(bytes) = outbox.get(key)? else {
+                    return Ok(false);
+                };
+                let mut row = tx_row("outbox", &bytes)?;
+                row.status = OutboxStatus::Sent;
+                row.attempts = row.attempts.saturating_add(1);
+                row.sent_at = Some(sent_at);
+                outbox.remove(&key)?;
+                sent.insert(&key, codec::encode(&row))?;
+                Ok(true)
+            })?;
+        Ok(moved)
+    }
+
+    /// Records a failed attempt that will be retried at `next_attempt_at`.
+    ///
+    /// # Errors
+    /// `NotFound` when the row is not queued; `Unavailable` or `Corrupt`.
+    pub fn reschedule_mail(
+        &self,
+        id: u64,
+        attempts: u32,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> Result<OutboxMail, StoreError> {
+        self.update_queued(id, &|row| {
+            row.status = OutboxStatus::Pending;
+            row.attempts = attempts;
+            row.next_attempt_at = next_attempt_at;
+            row.last_error = Some(error.to_string());
+        })
+    }
+
+    /// Gives up on a row: it stays in the queue as failed until `app outbox retry`.
+    ///
+    /// # Errors
+    /// `NotFound` when the row is not queued; `Unavailable` or `Corrupt`.
+    pub fn mark_mail_failed(
+        &self,
+        id: u64,
+        attempts: u32,
+        error: &str,
+    ) -> Result<OutboxMail, StoreError> {
+        self.update_queued(id, &|row| {
+            row.status = OutboxStatus::Failed;
+            row.attempts = attempts;
+            row.last_error = Some(error.to_string());
+        })
+    }
+
+    /// Makes a queued row (failed or pending) due at `now` with a fresh count of tries.
+    ///
+    /// # Errors
+    /// `Conflict` when the mail was already sent, `NotFound` when there is no such row.
+    pub fn requeue_mail(&self, id: u64, now: Timestamp) -> Result<OutboxMail, StoreError> {
+        match self.update_queued(id, &|row| requeue(row, now)) {
+            Err(StoreError::NotFound(_)) if self.trees.outbox_sent.contains_key(u64_key(id))? => {
+                Err(StoreError::Conflict {
+                    field: None,
+                    message: format!("mail {id} was already sent"),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Requeues every failed row (see [`Store::requeue_mail`]); returns them.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Corrupt`.
+    pub fn requeue_failed_mails(&self, now: Timestamp) -> Result<Vec<OutboxMail>, StoreError> {
+        let failed = self.queued_mails(Some(OutboxStatus::Failed))?;
+        let mut requeued = Vec::with_capacity(failed.len());
+        for row in failed {
+            requeued.push(self.update_queued(row.id, &|row| requeue(row, now))?);
+        }
+        Ok(requeued)
+    }
+
+    /// The queue in id order: every row, or only those with `status`.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Corrupt`.
+    pub fn queued_mails(
+        &self,
+        status: Option<OutboxStatus>,
+    ) -> Result<Vec<OutboxMail>, StoreError> {
+        let mut rows = Vec::new();
+        for entry in self.trees.outbox.iter() {
+            let (_, bytes) = entry?;
+            let row: OutboxMail = decode("outbox", &bytes)?;
+            if status.is_none_or(|wanted| wanted == row.status) {
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The audit trail of accepted mails, in id order.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Corrupt`.
+    pub fn sent_mails(&self) -> Result<Vec<OutboxMail>, StoreError> {
+        self.trees
+            .outbox_sent
+            .iter()
+            .values()
+            .map(|bytes| decode("outbox_sent", &bytes?))
+            .collect()
+    }
+
+    /// How many rows are pending, failed and sent (kept in the audit trail).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Corrupt`.
+    pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let mut counts = OutboxCounts::default();
+        for row in self.queued_mails(None)? {
+            match row.status {
+                OutboxStatus::Pending => counts.pending += 1,
+                OutboxStatus::Failed => counts.failed += 1,
+                OutboxStatus::Sent => {} // never queued; counted from the trail below
+            }
+        }
+        counts.sent = self.trees.outbox_sent.len() as u64;
+        Ok(counts)
+    }
+
+    /// Bounds the audit trail to the `keep` newest ids; returns how many entries it dropped.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub fn prune_sent_mails(&self, keep: u64) -> Result<u64, StoreError> {
+        let sent = &self.trees.outbox_sent;
+        let skip = usize::try_from(keep).unwrap_or(usize::MAX);
+        let Some(boundary) = sent.iter().keys().rev().nth(skip) else {
+            return Ok(0);
+        };
+        let boundary = read_u64(&boundary?).unwrap_or(0);
+        let mut dropped = 0;
+        for key in sent.range(..=u64_key(boundary)).keys() {
+            sent.remove(key?)?;
+            dropped += 1;
+        }
+        Ok(dropped)
+    }
+
+    /// Runs `change` on queued row `id` in a transaction.
+    fn update_queued(
+        &self,
+        id: u64,
+        change: &impl Fn(&mut OutboxMail),
+    ) -> Result<OutboxMail, StoreError> {
+        let row = self
+            .trees
+            .outbox
+            .transaction(|outbox| update_row(outbox, id, change))?;
+        row.ok_or(StoreError::NotFound("mail"))
+    }
+}
+
+/// A fresh start for a requeued row: due now, with every try available again.
+fn requeue(row: &mut OutboxMail, now: Timestamp) {
+    row.status = OutboxStatus::Pending;
+    row.attempts = 0;
+    row.next_attempt_at = now;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Business, MailKind};
+
+    fn row(id: u64, event_id: u64, next_attempt_at: Timestamp) -> OutboxMail {
+        let now = Timestamp::now();
+        OutboxMail {
+            id,
+            message_id: format!("<outbox-{id}.e@localhost>"),
+            kind: MailKind::Welcome,
+            to: "owner@example.com".into(),
+            event_id,
+            business: Business {
+                id: uuid::Uuid::new_v4(),
+                name: "Salon".into(),
+                subdomain: "salon".into(),
+                owner_email: "owner@example.com".into(),
+                created_at: now,
+                updated_at: now,
+            },
+            reservation: None,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at,
+            last_error: None,
+            created_at: now,
+            sent_at: None,
+        }
+    }
+
+    fn store_with(rows: &[OutboxMail]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 1 << 20, 100).unwrap();
+        for row in rows {
+            store
+                .trees
+                .outbox
+                .insert(u64_key(row.id), codec::encode(row))
+                .unwrap();
+        }
+        (dir, store)
+    }
+
+    #[test]
+    fn scan_returns_due_rows_of_durable_causes_only() {
+        let now = Timestamp::now();
+        let later = now.plus_micros(5_000_000);
+        let (_dir, store) = store_with(&[row(1, 1, now), row(2, 2, later), row(3, 9, now)]);
+        let scan = store.scan_outbox(now, 2, 10).unwrap();
+        assert_eq!(scan.due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(scan.pending, 3);
+        assert_eq!(scan.next_due, Some(later));
+    }
+
+    #[test]
+    fn a_sent_row_moves_to_the_audit_trail_once() {
+        let now = Timestamp::now();
+        let (_dir, store) = store_with(&[row(1, 1, now)]);
+        assert!(store.mark_mail_sent(1, now).unwrap());
+        assert!(!store.mark_mail_sent(1, now).unwrap());
+        let sent = store.sent_mails().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].status, OutboxStatus::Sent);
+        assert_eq!(sent[0].sent_at, Some(now));
+        assert!(store.queued_mails(None).unwrap().is_empty());
+        assert!(matches!(
+            store.requeue_mail(1, now),
+            Err(StoreError::Conflict { .. })
+        ));
+    }
+
+    #[test]
+    fn failed_rows_are_kept_and_requeued_with_fresh_tries() {
+        let now = Timestamp::now();
+        let (_dir, store) = store_with(&[row(1, 1, now), row(2, 2, now)]);
+        store.mark_mail_failed(1, 1, "550 no such user").unwrap();
+        let counts = store.outbox_counts().unwrap();
+        assert_eq!((counts.pending, counts.failed, counts.sent), (1, 1, 0));
+        let failed = store.queued_mails(Some(OutboxStatus::Failed)).unwrap();
+        assert_eq!(failed[0].last_error.as_deref(), Some("550 no such user"));
+        let requeued = store.requeue_failed_mails(now).unwrap();
+        assert_eq!(requeued.len(), 1);
+        assert_eq!(requeued[0].attempts, 0);
+        assert_eq!(requeued[0].status, OutboxStatus::Pending);
+        assert!(matches!(
+            store.requeue_mail(7, now),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_sent_ids() {
+        let now = Timestamp::now();
+        let rows: Vec<_> = (1..=5).map(|id| row(id, id, now)).collect();
+        let (_dir, store) = store_with(&rows);
+        for id in 1..=5 {
+            store.mark_mail_sent(id, now).unwrap();
+        }
+        assert_eq!(store.prune_sent_mails(2).unwrap(), 3);
+        let left: Vec<u64> = store.sent_mails().unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(left, vec![4, 5]);
+        assert_eq!(store.prune_sent_mails(2).unwrap(), 0);
+    }
+}

@@ -1,0 +1,317 @@
+//! The mail drainer: one task that empties the outbox through the [`Mailer`].
+//!
+//! It wakes at startup, on every bus event (the bus is only a doorbell: which event rang does
+//! not matter, and a lagged or missed ring delays nothing for long) and on a timer, at the
+//! poll interval or when the next retry is due. Each pass reads the due rows — oldest first,
+//! only those whose cause is durable — and sends them, [`SEND_CONCURRENCY`] at a time.
+//!
+//! A row leaves the queue only after the server accepted its mail (DESIGN invariant 4): a
+//! crash between acceptance and the store update resends it on the next start, with the same
+//! `Message-ID`. Transient failures come back after a growing, jittered delay; permanent ones
+//! and the last allowed try leave the row `failed`, kept for `app outbox retry`.
+//!
+//! On shutdown it starts no new send and gives the ones in flight [`SHUTDOWN_SEND_GRACE`] to
+//! finish and be recorded. Store calls (sled transactions) run on the blocking pool.
+
+use super::{MailError, Mailer};
+use crate::bus::{Bus, Published};
+use crate::config::Config;
+use crate::domain::{OutboxMail, Timestamp};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use crate::writer::DurableWatermark;
+use futures_util::stream::{self, StreamExt};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio_util::sync::CancellationToken;
+
+/// Rows read per scan; a pass scans again until nothing is due.
+const BATCH_ROWS: usize = 64;
+/// Mails in flight at once. lettre writes a message's end marker as a separate small
+/// segment, so each send waits out the server's delayed ACK (~40 ms on Linux); a few sends
+/// side by side keep the queue moving at a useful rate.
+pub const SEND_CONCURRENCY: usize = 4;
+/// The longest delay between two tries of one mail, whatever the attempt number.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+/// How long a send in flight at shutdown may still take (inside the app's 5 s task grace).
+pub const SHUTDOWN_SEND_GRACE: Duration = Duration::from_secs(4);
+/// How many accepted mails the audit trail (`outbox_sent`) keeps.
+pub const SENT_RETENTION: u64 = 10_000;
+/// Sends between two prunes of the audit trail (a prune walks up to `SENT_RETENTION` keys).
+const PRUNE_EVERY_SENDS: u64 = 100;
+/// Shortest timer sleep, so a row due "now" that is not returned cannot spin the loop.
+const MIN_WAIT: Duration = Duration::from_millis(10);
+
+/// Everything the drainer works with.
+pub struct Drainer {
+    store: Store,
+    mailer: Mailer,
+    /// Rows whose event is above this are not sent yet: their cause could still be lost.
+    watermark: DurableWatermark,
+    metrics: Arc<Metrics>,
+    /// First retry delay; doubles with each try.
+    retry_base: Duration,
+    /// Tries (the first included) before a row is failed.
+    max_attempts: u32,
+    /// Longest sleep without a wake-up.
+    poll_interval: Duration,
+    sent_since_prune: u64,
+}
+
+impl Drainer {
+    /// A drainer with the timings of `config`.
+    pub fn new(
+        store: Store,
+        mailer: Mailer,
+        watermark: DurableWatermark,
+        metrics: Arc<Metrics>,
+        config: &Config,
+    ) -> Self {
+        Self {
+            store,
+            mailer,
+            watermark,
+            metrics,
+            retry_base: config.mail_retry_base,
+            max_attempts: config.mail_max_attempts.max(1),
+            poll_interval: config.mail_poll_interval,
+            // Prune once at startup, then every `PRUNE_EVERY_SENDS` sends.
+            sent_since_prune: PRUNE_EVERY_SENDS,
+        }
+    }
+}
+
+/// Runs the drainer until `shutdown` (spawned by `app::serve`).
+pub async fn run(mut drainer: Drainer, bus: Bus, shutdown: CancellationToken) {
+    // Subscribe before the startup scan, so no ring falls between the two.
+    let mut doorbell = Some(bus.subscribe());
+    tracing::info!(transport = %drainer.mailer.describe(), "mail drainer started");
+    loop {
+        let next_due = drainer.drain(&shutdown).await;
+        drainer.prune().await;
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let wait = drainer.wait_for(next_due);
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = ring(&mut doorbell) => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    tracing::info!("mail drainer stopped");
+}
+
+/// Waits for a bus event, then swallows the ones already queued: a burst is one wake-up.
+async fn ring(doorbell: &mut Option<broadcast::Receiver<Arc<Published>>>) {
+    let Some(events) = doorbell else {
+        return std::future::pending().await;
+    };
+    match events.recv().await {
+        Ok(_) | Err(RecvError::Lagged(_)) => {
+            while matches!(events.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {}
+        }
+        // The bus is gone (shutdown): the timer keeps the drainer going.
+        Err(RecvError::Closed) => *doorbell = None,
+    }
+}
+
+/// How long to wait after the `attempt`-th failed try: `base · 2^(attempt-1)`, capped at
+/// [`MAX_RETRY_DELAY`], scaled by `0.5 + jitter` (`jitter` in `[0, 1)`) so mails that failed
+/// together do not come back together.
+pub fn retry_delay(base: Duration, attempt: u32, jitter: f64) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(31);
+    let nominal = base.saturating_mul(1u32 << doublings).min(MAX_RETRY_DELAY);
+    nominal.mul_f64(0.5 + jitter.clamp(0.0, 1.0))
+}
+
+impl Drainer {
+    /// Sends every due row; returns when the next retry is due (`None`: nothing scheduled,
+    /// shutting down, or the store failed and the timer will try again).
+    async fn drain(&mut self, shutdown: &CancellationToken) -> Option<Timestamp> {
+        loop {
+            let durable = self.watermark.get();
+            let scan = self
+                .call(move |store| store.scan_outbox(Timestamp::now(), durable, BATCH_ROWS))
+                .await;
+            let scan = match scan {
+                Ok(scan) => scan,
+                Err(error) => {
+                    tracing::error!(error = %error, "cannot read the outbox");
+                    return None;
+                }
+            };
+            let pending = i64::try_from(scan.pending).unwrap_or(i64::MAX);
+            self.metrics
+                .outbox_pending
+                .store(pending, Ordering::Relaxed);
+            if scan.due.is_empty() {
+                return scan.next_due;
+            }
+            let outcomes: Vec<Result<bool, StoreError>> = stream::iter(scan.due)
+                .map(|row| self.deliver(row, shutdown))
+                .buffer_unordered(SEND_CONCURRENCY)
+                .collect()
+                .await;
+            let sent = outcomes
+                .iter()
+                .filter(|outcome| matches!(outcome, Ok(true)));
+            self.sent_since_prune += sent.count() as u64;
+            if let Some(Err(error)) = outcomes.into_iter().find(Result::is_err) {
+                tracing::error!(error = %error, "cannot update the outbox");
+                return None;
+            }
+            if shutdown.is_cancelled() {
+                return None;
+            }
+        }
+    }
+
+    /// Sends one row and records the outcome; `Ok(true)` when the server accepted it. Starts
+    /// nothing once shutdown has begun (the row stays due for the next start).
+    async fn deliver(
+        &self,
+        row: OutboxMail,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, StoreError> {
+        if shutdown.is_cancelled() {
+            return Ok(false);
+        }
+        let Some(result) = self.send_in_flight(&row, shutdown).await else {
+            tracing::warn!(
+                id = row.id,
+                "shutdown cut a send short; it is resent, same Message-ID, on the next start"
+            );
+            return Ok(false);
+        };
+        let (id, attempts) = (row.id, row.attempts.saturating_add(1));
+        match result {
+            Ok(()) => self.record_sent(id).await.map(|()| true),
+            Err(MailError::Transient(why)) if attempts < self.max_attempts => {
+                self.record_retry(id, attempts, why).await.map(|()| false)
+            }
+            Err(error) => self
+                .record_failed(id, attempts, error.to_string())
+                .await
+                .map(|()| false),
+        }
+    }
+
+    /// The send, allowed [`SHUTDOWN_SEND_GRACE`] more once shutdown starts; `None` when it
+    /// had to be abandoned (the row stays pending).
+    async fn send_in_flight(
+        &self,
+        row: &OutboxMail,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<(), MailError>> {
+        let send = self.mailer.send(row);
+        tokio::pin!(send);
+        tokio::select! {
+            result = &mut send => Some(result),
+            () = shutdown.cancelled() => {
+                tokio::time::timeout(SHUTDOWN_SEND_GRACE, send).await.ok()
+            }
+        }
+    }
+
+    async fn record_sent(&self, id: u64) -> Result<(), StoreError> {
+        self.call(move |store| store.mark_mail_sent(id, Timestamp::now()))
+            .await?;
+        Metrics::inc(&self.metrics.outbox_sent_total);
+        tracing::debug!(id, "mail accepted");
+        Ok(())
+    }
+
+    async fn record_retry(&self, id: u64, attempts: u32, why: String) -> Result<(), StoreError> {
+        let delay = retry_delay(self.retry_base, attempts, rand::random());
+        let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
+        let at = Timestamp::now().plus_micros(micros);
+        tracing::warn!(id, attempts, retry_in_ms = delay.as_millis() as u64, error = %why,
+            "mail not sent; will retry");
+        self.call(move |store| store.reschedule_mail(id, attempts, at, &why))
+            .await?;
+        Metrics::inc(&self.metrics.outbox_retries_total);
+        Ok(())
+    }
+
+    async fn record_failed(&self, id: u64, attempts: u32, why: String) -> Result<(), StoreError> {
+        tracing::error!(id, attempts, error = %why,
+            "mail failed for good; kept for `app outbox retry`");
+        self.call(move |store| store.mark_mail_failed(id, attempts, &why))
+            .await?;
+        Metrics::inc(&self.metrics.outbox_failed_total);
+        Ok(())
+    }
+
+    /// Bounds the audit trail once enough mails went out since the last prune.
+    async fn prune(&mut self) {
+        if self.sent_since_prune < PRUNE_EVERY_SENDS {
+            return;
+        }
+        self.sent_since_prune = 0;
+        match self
+            .call(|store| store.prune_sent_mails(SENT_RETENTION))
+            .await
+        {
+            Ok(0) => {}
+            Ok(dropped) => tracing::debug!(dropped, "pruned the sent-mail audit trail"),
+            Err(error) => tracing::warn!(error = %error, "cannot prune the sent-mail audit trail"),
+        }
+    }
+
+    /// The timer: the poll interval, or sooner when a retry is due sooner.
+    fn wait_for(&self, next_due: Option<Timestamp>) -> Duration {
+        let Some(at) = next_due else {
+            return self.poll_interval;
+        };
+        let micros = at.as_micros().saturating_sub(Timestamp::now().as_micros());
+        let until = Duration::from_micros(u64::try_from(micros).unwrap_or(0));
+        until.clamp(MIN_WAIT, self.poll_interval.max(MIN_WAIT))
+    }
+
+    /// Runs a store call on the blocking pool (sled transactions never run on the executor).
+    async fn call<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || call(&store))
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn delays_double_with_each_try() {
+        let middle: Vec<u128> = (1..=5)
+            .map(|attempt| retry_delay(BASE, attempt, 0.5).as_millis())
+            .collect();
+        assert_eq!(middle, vec![100, 200, 400, 800, 1600]);
+    }
+
+    #[test]
+    fn jitter_spreads_a_delay_between_half_and_one_and_a_half_times() {
+        assert_eq!(retry_delay(BASE, 3, 0.0), Duration::from_millis(200));
+        assert!(retry_delay(BASE, 3, 0.999) < Duration::from_millis(600));
+        assert!(retry_delay(BASE, 3, 0.999) > Duration::from_millis(599));
+        // Out-of-range jitter is clamped, never negative or huge.
+        assert_eq!(retry_delay(BASE, 1, -3.0), Duration::from_millis(50));
+        assert_eq!(retry_delay(BASE, 1, 7.0), Duration::from_millis(150));
+    }
+
+    #[test]
+    fn delays_are_capped_even_after_many_tries() {
+        for attempt in [20, 40, u32::MAX] {
+            let delay = retry_delay(Duration::from_secs(2), attempt, 0.5);
+            assert_eq!(delay, MAX_RETRY_DELAY, "attempt {attempt}");
+        }
+    }
+}

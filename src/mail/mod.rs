@@ -1,0 +1,301 @@
+//! Email: the [`Mailer`] (SMTP through lettre, or `.eml` files when no SMTP URL is set), the
+//! [`drainer`] task that empties the outbox through it, the [`templates`] of every mail, and
+//! the `app outbox` commands ([`cli`]).
+//!
+//! A mail is a multipart text + HTML message with `From` (`APP_MAIL_FROM`), `To`, `Date` (when
+//! its cause happened), a UTF-8 subject and the `Message-ID` fixed in its outbox row, so a
+//! resend after a crash carries the same id as the first try (DESIGN invariant 4).
+
+pub mod cli;
+pub mod drainer;
+pub mod templates;
+
+use crate::config::Config;
+use crate::domain::OutboxMail;
+use lettre::address::Envelope;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Longest wait for any one SMTP step (connect, command, data) before it counts as a
+/// transient failure.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Open SMTP connections kept for reuse: one per send the drainer runs at once.
+const SMTP_POOL_SIZE: u32 = drainer::SEND_CONCURRENCY as u32;
+/// An idle pooled connection is closed after this long.
+const SMTP_POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// Why a mail could not be sent, split by what the drainer does next.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// Worth another try later: connection refused, timeout, a 4xx answer, a full disk.
+    #[error("{0}")]
+    Transient(String),
+    /// Fails the same way every time: a 5xx answer, an address nobody accepts.
+    #[error("{0}")]
+    Permanent(String),
+    /// The mail settings cannot be used (found at startup).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl MailError {
+    /// Classifies a lettre SMTP error: 5xx and client-side refusals are permanent, the rest
+    /// (4xx, timeouts, connection and TLS trouble) transient.
+    fn from_smtp(error: &lettre::transport::smtp::Error) -> Self {
+        let text = error_chain(error);
+        if error.is_permanent() || error.is_client() {
+            MailError::Permanent(text)
+        } else {
+            MailError::Transient(text)
+        }
+    }
+}
+
+/// `error: cause: cause…`, for the `last_error` of a row.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Where mails go.
+enum Transport {
+    /// An SMTP server (pooled connections, TLS / STARTTLS and credentials from the URL).
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// `<dir>/<outbox id>.eml`, for local development.
+    Files(PathBuf),
+}
+
+/// Renders outbox rows as messages and hands them to the SMTP server or the mail folder.
+pub struct Mailer {
+    transport: Transport,
+    from: Mailbox,
+}
+
+impl Mailer {
+    /// The mailer `app serve` runs with: SMTP when `smtp_url` is set, else `<data>/mail/`.
+    ///
+    /// # Errors
+    /// [`MailError::Config`] when the URL or the sender address cannot be used.
+    pub fn from_config(config: &Config) -> Result<Self, MailError> {
+        match &config.smtp_url {
+            Some(url) => Self::smtp(url, &config.mail_from),
+            None => Self::files(&config.data_dir.join("mail"), &config.mail_from),
+        }
+    }
+
+    /// An SMTP mailer for `url` (`smtp://`, `smtp://…?tls=required`, `smtps://user:pass@…`).
+    ///
+    /// # Errors
+    /// [`MailError::Config`] for a URL lettre cannot use or a bad sender.
+    pub fn smtp(url: &str, from: &str) -> Result<Self, MailError> {
+        // The URL may carry a password: never echo it.
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|error| MailError::Config(format!("APP_SMTP_URL is unusable: {error}")))?;
+        let pool = PoolConfig::new()
+            .max_size(SMTP_POOL_SIZE)
+            .idle_timeout(SMTP_POOL_IDLE);
+        let transport = builder
+            .timeout(Some(SMTP_TIMEOUT))
+            .pool_config(pool)
+            .build();
+        Ok(Self {
+            transport: Transport::Smtp(transport),
+            from: parse_from(from)?,
+        })
+    }
+
+    /// A mailer that writes each mail as `<dir>/<outbox id>.eml`.
+    ///
+    /// # Errors
+    /// [`MailError::Config`] for a bad sender.
+    pub fn files(dir: &Path, from: &str) -> Result<Self, MailError> {
+        Ok(Self {
+            transport: Transport::Files(dir.to_path_buf()),
+            from: parse_from(from)?,
+        })
+    }
+
+    /// Where mails go, for the startup log (never the URL: it may hold a password).
+    pub fn describe(&self) -> String {
+        match &self.transport {
+            Transport::Smtp(_) => "smtp".into(),
+            Transport::Files(dir) => format!("files in {}", dir.display()),
+        }
+    }
+
+    /// Builds the message of `row`.
+    ///
+    /// # Errors
+    /// [`MailError::Permanent`] when the row cannot make a valid message (bad recipient).
+    pub fn message(&self, row: &OutboxMail) -> Result<Message, MailError> {
+        let rendered = templates::render(row)?;
+        let to: Mailbox = row.to.parse().map_err(|error| {
+            MailError::Permanent(format!("recipient {:?} is not an address: {error}", row.to))
+        })?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(rendered.subject)
+            .date(system_time(row))
+            .message_id(Some(row.message_id.clone()))
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
+            .map_err(|error| MailError::Permanent(format!("cannot build the mail: {error}")))
+    }
+
+    /// Sends the mail of `row`; `Ok` means the server accepted it (or the file is on disk).
+    ///
+    /// # Errors
+    /// [`MailError::Transient`] to retry later, [`MailError::Permanent`] to give up.
+    pub async fn send(&self, row: &OutboxMail) -> Result<(), MailError> {
+        let message = self.message(row)?;
+        let bytes = message.formatted();
+        match &self.transport {
+            Transport::Smtp(smtp) => send_smtp(smtp, message.envelope(), &bytes).await,
+            Transport::Files(dir) => {
+                let (dir, id) = (dir.clone(), row.id);
+                tokio::task::spawn_blocking(move || write_eml(&dir, id, &bytes))
+                    .await
+                    .map_err(|error| MailError::Transient(format!("file writer: {error}")))?
+                    .map_err(|error| MailError::Transient(format!("writing the .eml: {error}")))
+            }
+        }
+    }
+}
+
+/// One SMTP transaction; lettre's own timeout bounds every step.
+async fn send_smtp(
+    smtp: &AsyncSmtpTransport<Tokio1Executor>,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<(), MailError> {
+    smtp.send_raw(envelope, bytes)
+        .await
+        .map(drop)
+        .map_err(|error| MailError::from_smtp(&error))
+}
+
+/// Writes `<dir>/<id>.eml` atomically (temporary file, fsync, rename), so a reader never
+/// sees half a mail and a resend replaces the file instead of adding one.
+fn write_eml(dir: &Path, id: u64, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let temporary = dir.join(format!(".{id}.eml.tmp"));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, dir.join(format!("{id}.eml")))?;
+    // The rename itself is durable once the folder is synced (best effort off Unix).
+    if let Ok(folder) = std::fs::File::open(dir) {
+        let _ = folder.sync_all();
+    }
+    Ok(())
+}
+
+/// The sender, validated once.
+fn parse_from(from: &str) -> Result<Mailbox, MailError> {
+    from.parse()
+        .map_err(|error| MailError::Config(format!("APP_MAIL_FROM {from:?}: {error}")))
+}
+
+/// The `Date` of a mail: when its cause happened, so every resend is the same message.
+fn system_time(row: &OutboxMail) -> SystemTime {
+    u64::try_from(row.created_at.as_micros())
+        .ok()
+        .and_then(|micros| SystemTime::UNIX_EPOCH.checked_add(Duration::from_micros(micros)))
+        .unwrap_or_else(SystemTime::now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Business, MailKind, OutboxStatus, Timestamp};
+
+    fn welcome_row(to: &str) -> OutboxMail {
+        let now = Timestamp::parse_rfc3339("2031-06-01T10:00:00Z").unwrap();
+        OutboxMail {
+            id: 42,
+            message_id: "<outbox-42.abc@example.com>".into(),
+            kind: MailKind::Welcome,
+            to: to.into(),
+            event_id: 7,
+            business: Business {
+                id: uuid::Uuid::new_v4(),
+                name: "Salon ✂".into(),
+                subdomain: "salon".into(),
+                owner_email: to.into(),
+                created_at: now,
+                updated_at: now,
+            },
+            reservation: None,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            created_at: now,
+            sent_at: None,
+        }
+    }
+
+    #[test]
+    fn a_message_carries_the_rows_message_id_and_both_parts() {
+        let mailer = Mailer::files(Path::new("unused"), "App <no-reply@example.com>").unwrap();
+        let message = mailer.message(&welcome_row("owner@example.com")).unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(text.contains("Message-ID: <outbox-42.abc@example.com>\r\n"));
+        assert!(text.contains("From: App <no-reply@example.com>\r\n"));
+        assert!(text.contains("To: owner@example.com\r\n"));
+        assert!(text.contains("Date: Sun, 01 Jun 2031 10:00:00 +0000\r\n"));
+        assert!(text.contains("multipart/alternative"));
+        assert!(text.contains("text/plain"));
+        assert!(text.contains("text/html"));
+    }
+
+    #[test]
+    fn a_bad_recipient_is_a_permanent_failure() {
+        let mailer = Mailer::files(Path::new("unused"), "no-reply@example.com").unwrap();
+        assert!(matches!(
+            mailer.message(&welcome_row("not an address")),
+            Err(MailError::Permanent(_))
+        ));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_without_echoing_the_url() {
+        let error = Mailer::smtp("smtp://user:secret@[bad", "a@b.c")
+            .err()
+            .unwrap();
+        assert!(matches!(error, MailError::Config(_)));
+        assert!(!error.to_string().contains("secret"));
+        assert!(Mailer::files(Path::new("x"), "not a mailbox").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_file_transport_writes_one_eml_per_outbox_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer::files(dir.path(), "no-reply@example.com").unwrap();
+        let row = welcome_row("owner@example.com");
+        mailer.send(&row).await.unwrap();
+        mailer.send(&row).await.unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["42.eml".to_string()]);
+    }
+}
