@@ -8,8 +8,8 @@
 //! - `/assets/{file}` — the modules, styles and icon the pages load.
 //!
 //! Guarantees: no build step and no network at run time (every file is `include_str!`ed);
-//! every response names its `Content-Type` and carries `X-Content-Type-Options: nosniff`;
-//! every response has a strong `ETag` (a SHA-256 of the content, computed once when the routes
+//! every response carries `X-Content-Type-Options: nosniff`; every file is served with its
+//! `Content-Type`, a strong `ETag` (a SHA-256 of the content, computed once when the routes
 //! are built) and `Cache-Control: no-cache`, so a browser revalidates with `If-None-Match` and
 //! gets `304 Not Modified` while the binary is unchanged; every HTML response carries a
 //! `Content-Security-Policy` that allows only the app's own origin (no inline script or style:
