@@ -85,15 +85,20 @@ describe('owner view and public booking page', () => {
       await owner.locator('#bell').click();
       assert.doesNotMatch(await owner.locator('#bell-panel').textContent(), /SECRET/);
 
-      // Her token cannot open Bob's channel either: closed with 4403, and no retry loop.
-      const code = await owner.evaluate(async ({ bobId }) => {
+      // Her token cannot open Bob's channel, nor the dashboard's: both closed with 4403.
+      const codes = await owner.evaluate(async ({ bobId }) => {
         const token = sessionStorage.getItem('app.token');
-        const ws = new WebSocket(`ws://${location.host}/ws/business/${bobId}/?token=${token}`);
-        return new Promise((resolve) => {
+        const closeCode = (path) => new Promise((resolve) => {
+          const ws = new WebSocket(`ws://${location.host}${path}?token=${token}`);
           ws.onclose = (e) => resolve(e.code);
         });
+        return Promise.all([closeCode(`/ws/business/${bobId}/`), closeCode('/ws/dashboard/')]);
       }, { bobId: bobShop.id });
-      assert.equal(code, 4403);
+      assert.deepEqual(codes, [4403, 4403]);
+      // And the REST API lists only her business.
+      const token = await owner.evaluate(() => sessionStorage.getItem('app.token'));
+      const mine = await server.api('GET', '/api/businesses/', { token });
+      assert.deepEqual(mine.items.map((b) => b.id), [aliceShop.id]);
     }));
 
   it('switches between two businesses and follows a rename and a deletion live', (t) =>
