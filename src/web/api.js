@@ -29,9 +29,10 @@ export class ApiError extends Error {
  *   the app returns to the login form.
  */
 export function createApi({ getToken = () => null, onUnauthorized = () => {} } = {}) {
-  async function request(method, path, body) {
+  /** `auth: false` sends no token (signing in), so a 401 there means wrong credentials. */
+  async function request(method, path, body, { auth = true } = {}) {
     const headers = { Accept: 'application/json' };
-    const token = getToken();
+    const token = auth ? getToken() : null;
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let res;
@@ -73,7 +74,7 @@ export function createApi({ getToken = () => null, onUnauthorized = () => {} } =
   const enc = encodeURIComponent;
   return {
     request,
-    login: (email, password) => request('POST', '/api/auth/token/', { email, password }),
+    login: (email, password) => request('POST', '/api/auth/token/', { email, password }, { auth: false }),
     me: () => request('GET', '/api/users/me/'),
     createUser: (body) => request('POST', '/api/users/', body),
     dashboard: () => request('GET', '/api/dashboard/'),

@@ -4,13 +4,16 @@
 
 import { createApi } from './api.js';
 import { h, replace } from './dom.js';
-import { loadSession, saveSession, clearSession, takeFlash, tokenExpiry } from './session.js';
+import { loadSession, saveSession, clearSession, takeFlash, tokenExpiry, tokenClaims } from './session.js';
 import { renderLogin } from './views/login.js';
 import { renderShell } from './views/shell.js';
 import { mountAdmin } from './views/admin.js';
 import { mountOwner } from './views/owner.js';
 
 const EXPIRED = 'Your session has expired. Please sign in again.';
+/** How long before the token expires the top bar offers to extend the session (at most a
+ * quarter of the token's lifetime, so a fresh short-lived token is not renewed at once). */
+const RENEW_BEFORE_MS = 2 * 60 * 1000;
 
 const main = document.getElementById('main');
 const topbar = document.getElementById('topbar');
@@ -28,6 +31,7 @@ const api = createApi({
 function endSession(message) {
   if (signedIn) {
     clearTimeout(signedIn.timer);
+    clearTimeout(signedIn.renewTimer);
     signedIn.unmount?.();
     signedIn.shell.destroy();
     signedIn = null;
@@ -81,16 +85,37 @@ async function showDashboard() {
       if (reason === 'unauthenticated') endSession(EXPIRED);
     },
   };
-  signedIn = { shell, unmount: null, timer: null };
+  signedIn = { shell, unmount: null, timer: null, renewTimer: null };
   signedIn.unmount = user.role === 'super_admin' ? mountAdmin(main, shell, ctx) : mountOwner(main, shell, ctx);
-
-  // Leave when the token expires, even if nothing else notices first.
-  const exp = tokenExpiry(session.token);
-  if (exp !== null) {
-    const ms = exp * 1000 - Date.now();
-    if (ms < 2 ** 31) signedIn.timer = setTimeout(() => endSession(EXPIRED), Math.max(0, ms));
-  }
+  scheduleExpiry(user);
   main.focus({ preventScroll: true });
+}
+
+/**
+ * Leaves when the token expires, even if nothing else notices first, and offers renewal
+ * shortly before. Renewal signs in again as the same user and hands the new token to the
+ * open channel, so the live connection survives.
+ */
+function scheduleExpiry(user) {
+  clearTimeout(signedIn.timer);
+  clearTimeout(signedIn.renewTimer);
+  const exp = tokenExpiry(session.token);
+  if (exp === null) return;
+  const ms = exp * 1000 - Date.now();
+  if (ms >= 2 ** 31) return; // beyond what setTimeout can wait
+  signedIn.timer = setTimeout(() => endSession(EXPIRED), Math.max(0, ms));
+  const iat = tokenClaims(session.token)?.iat;
+  const lead = typeof iat === 'number' ? Math.min(RENEW_BEFORE_MS, ((exp - iat) * 1000) / 4) : RENEW_BEFORE_MS;
+  signedIn.renewTimer = setTimeout(() => {
+    signedIn?.shell.offerRenewal(exp * 1000, async (password) => {
+      const res = await api.login(user.email, password);
+      if (res.user?.id !== user.id) throw new Error('That is another account.');
+      saveSession(res.access, res.user);
+      session = loadSession();
+      signedIn.shell.useToken(res.access);
+      scheduleExpiry(user);
+    });
+  }, Math.max(0, ms - lead));
 }
 
 showDashboard();

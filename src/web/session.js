@@ -5,15 +5,20 @@ const TOKEN_KEY = 'app.token';
 const USER_KEY = 'app.user';
 const FLASH_KEY = 'app.flash';
 
-/** Reads the `exp` claim (seconds) of a JWT without verifying it; null when unreadable. */
-export function tokenExpiry(token) {
+/** The claims of a JWT, read without verifying it (the server verifies); null when unreadable. */
+export function tokenClaims(token) {
   try {
     const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    const claims = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), '=')));
-    return typeof claims.exp === 'number' ? claims.exp : null;
+    return JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), '=')));
   } catch {
     return null;
   }
+}
+
+/** The `exp` claim (seconds) of a JWT; null when unreadable. */
+export function tokenExpiry(token) {
+  const exp = tokenClaims(token)?.exp;
+  return typeof exp === 'number' ? exp : null;
 }
 
 /** The stored session `{token, user}`, or null when absent or already expired. */
