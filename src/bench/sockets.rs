@@ -402,11 +402,14 @@ async fn listen(
     stop: &CancellationToken,
 ) -> SocketReport {
     let mut tally = Tally::new(watch.events);
+    // Registered once, not once per frame.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         let mut completed = false;
         let outcome = tokio::select! {
             biased;
-            () = stop.cancelled() => break,
+            () = &mut stopped => break,
             r = ws.read(|m, now| completed |= tally.on_message(watch, key, m, now)) => r,
         };
         if completed {

@@ -2,12 +2,13 @@
 //!
 //! The benchmark client shares two cores with the server, so every byte and cycle it spends per
 //! socket is taken from what it measures. This client therefore keeps no read buffer while a
-//! socket is idle: it waits for readiness, reads into a stack buffer, and only copies a partial
+//! socket is idle: it waits for readiness, reads into a per-thread buffer, and only copies a partial
 //! frame into the socket's own `pending` vector. Frames are decoded in place and handed to a
 //! callback as byte slices; nothing is allocated per message. It speaks the real protocol on a
 //! real TCP socket (handshake, masking, ping/pong, close), bound to a chosen `127.0.0.x` source
 //! address so that one process can exceed the ephemeral-port range of a single address.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -18,7 +19,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 /// Largest message the client accepts; the server caps its own frames at 64 KiB.
 const MAX_MESSAGE_BYTES: usize = 1 << 20;
-/// Bytes read per `read` call; lives on the stack only while a read is being decoded.
+/// Bytes read per `read` call, into a per-thread buffer.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// A handshake response larger than this is not a WebSocket server.
 const MAX_HANDSHAKE_BYTES: usize = 16 * 1024;
@@ -186,27 +187,34 @@ impl WsConn {
         }
         loop {
             self.stream.readable().await?;
-            let step = {
-                let mut chunk = [0u8; READ_CHUNK_BYTES];
-                let n = match self.stream.try_read(&mut chunk) {
-                    Ok(0) => return Ok(ReadOutcome::Closed(None)),
+            let got = READ_CHUNK.with(|cell| -> anyhow::Result<Got> {
+                let mut chunk = cell.borrow_mut();
+                chunk.clear();
+                // Reads into spare capacity: no zeroing of the chunk on every read.
+                let n = match self.stream.try_read_buf(&mut *chunk) {
+                    Ok(0) => return Ok(Got::Eof),
                     Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Got::Nothing),
                     Err(e) => return Err(e.into()),
                 };
                 let now = Instant::now();
                 if self.pending.is_empty() {
                     let step = self.decode_all(&chunk[..n], now, &mut on_text)?;
                     self.keep_rest(&chunk[step.used..n]);
-                    step
+                    Ok(Got::Step(step))
                 } else {
                     let mut buf = std::mem::take(&mut self.pending);
                     buf.extend_from_slice(&chunk[..n]);
                     let step = self.decode_all(&buf, now, &mut on_text)?;
                     buf.drain(..step.used);
                     self.pending = buf;
-                    step
+                    Ok(Got::Step(step))
                 }
+            })?;
+            let step = match got {
+                Got::Eof => return Ok(ReadOutcome::Closed(None)),
+                Got::Nothing => continue,
+                Got::Step(step) => step,
             };
             if self.pending.is_empty() && self.pending.capacity() > READ_CHUNK_BYTES {
                 self.pending = Vec::new();
@@ -291,6 +299,19 @@ impl WsConn {
         }
         Ok(step)
     }
+}
+
+thread_local! {
+    /// The read buffer of every socket served by this thread: only borrowed between awaits,
+    /// so an idle socket owns no buffer at all.
+    static READ_CHUNK: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(READ_CHUNK_BYTES));
+}
+
+/// What one read attempt got.
+enum Got {
+    Eof,
+    Nothing,
+    Step(Step),
 }
 
 /// What one pass of decoding found.
