@@ -42,6 +42,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let (writer, watermark, writer_thread) = Writer::start(store.clone(), stamp)?;
     let shutdown = CancellationToken::new();
+    let signals = crate::shutdown::install()?;
     let tracker = TaskTracker::new();
     let drainer_watermark = watermark.clone();
     let (bus, publisher) = Bus::start(&store, watermark, shutdown.clone())?;
@@ -76,7 +77,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     print_banner(addr, &store, &config, first_run_password.as_deref())?;
     tracing::info!(%addr, data = %config.data_dir.display(), "serving");
 
-    tokio::spawn(crate::shutdown::on_signal(shutdown.clone()));
+    tokio::spawn(crate::shutdown::on_signal(signals, shutdown.clone()));
     warp::serve(api::routes(state.clone()))
         .incoming(listener)
         .graceful(shutdown.clone().cancelled_owned())

@@ -1,32 +1,31 @@
 //! SIGINT/SIGTERM → a cancelled `CancellationToken` that every long-lived task watches.
+//!
+//! The handlers are installed synchronously by [`install`], before the server announces its
+//! address, so a signal that arrives right after the banner is a graceful shutdown, never the
+//! default "terminate now".
 
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
+/// Installed SIGINT and SIGTERM handlers.
+pub struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+/// Installs the handlers now (call inside the runtime).
+pub fn install() -> std::io::Result<Signals> {
+    Ok(Signals {
+        interrupt: signal(SignalKind::interrupt())?,
+        terminate: signal(SignalKind::terminate())?,
+    })
+}
+
 /// Cancels `token` on the first SIGINT or SIGTERM.
-pub async fn on_signal(token: CancellationToken) {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+pub async fn on_signal(mut signals: Signals, token: CancellationToken) {
     tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+        _ = signals.interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+        _ = signals.terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
         () = token.cancelled() => return,
     }
     token.cancel();

@@ -17,6 +17,7 @@ struct BareServer {
 }
 
 impl BareServer {
+    #[allow(clippy::zombie_processes)]
     fn start(data: &Path) -> Self {
         let mut child = Command::new(TestServer::binary())
             .args(["serve", "--addr", "127.0.0.1:0", "--data"])

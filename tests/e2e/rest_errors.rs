@@ -22,6 +22,7 @@ fn business_body_of_size(subdomain: &str, size: usize) -> Vec<u8> {
 
 /// DESIGN invariant 5: no JSON body crashes the server or leaves a write behind.
 #[tokio::test]
+#[allow(clippy::type_complexity)]
 async fn malformed_bodies_get_a_clear_4xx_and_write_nothing() {
     let server = TestServer::start().await;
     let admin = server.admin().await;

@@ -1,0 +1,210 @@
+//! `TestServer`: the real binary on a free port with a temporary data folder. Stops it on
+//! drop; `restart()` and `kill9()` for durability tests.
+
+use super::Api;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// A running `app serve`.
+pub struct TestServer {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub addr: String,
+    data: tempfile::TempDir,
+    extra_args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Everything the server printed on stdout.
+    pub stdout_lines: Vec<String>,
+}
+
+impl TestServer {
+    /// Starts a server with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(&[], &[]).await
+    }
+
+    /// Starts a server with extra `serve` flags and environment variables.
+    pub async fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut server = Self {
+            child: None,
+            base: String::new(),
+            addr: "127.0.0.1:0".into(),
+            data,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            stdout_lines: Vec::new(),
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// The binary under test.
+    pub fn binary() -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_app"))
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    async fn spawn(&mut self) {
+        let mut command = Command::new(Self::binary());
+        command
+            .arg("serve")
+            .arg("--addr")
+            .arg(&self.addr)
+            .arg("--data")
+            .arg(self.data.path())
+            .args(&self.extra_args)
+            .env("APP_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("APP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env(
+                "RUST_LOG",
+                if std::env::var_os("TEST_LOG").is_some() {
+                    "debug"
+                } else {
+                    "warn"
+                },
+            )
+            .env_remove("APP_SMTP_URL")
+            .env_remove("APP_JWT_SECRET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn app serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("server printed its address in time");
+            self.stdout_lines.push(line.clone());
+            if let Some(rest) = line.strip_prefix("app listening on http://") {
+                self.addr = rest.trim().to_string();
+                self.base = format!("http://{}", self.addr);
+                break;
+            }
+        }
+        // Keep collecting the rest of stdout in the background (not needed by most tests).
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        self.child = Some(child);
+    }
+
+    /// An API client with no token.
+    pub fn api(&self) -> Api {
+        Api::new(&self.base)
+    }
+
+    /// An API client logged in as the bootstrap super admin.
+    pub async fn admin(&self) -> Api {
+        self.api().login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// `ws://127.0.0.1:PORT`
+    pub fn ws_base(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// SIGTERM, then waits for the exit; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to flush or close anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same data folder and the same port.
+    pub async fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn_on_same_port().await;
+    }
+
+    /// Starts again after `kill9`, on the same folder and port.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn_on_same_port().await;
+    }
+
+    async fn spawn_on_same_port(&mut self) {
+        // The port may linger briefly; retry binding it for a while.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let attempt = std::panic::AssertUnwindSafe(self.spawn());
+            match futures_util::FutureExt::catch_unwind(attempt).await {
+                Ok(()) => return,
+                Err(_) if Instant::now() < deadline => {
+                    if let Some(mut child) = self.child.take() {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
