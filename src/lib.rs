@@ -5,7 +5,8 @@
 //! event, activity entry and outbox rows together) and replies after the group-commit flush.
 //! A sled watcher on the `events` tree feeds the [`bus`] (a tokio broadcast channel), which
 //! publishes each event once it is durable, in id order. WebSocket sessions ([`ws`]) and the
-//! mail drainer subscribe to it. [`web`] is the dashboard compiled into the binary; [`app`]
+//! [`mail`] drainer subscribe to it (the drainer as a doorbell: it sends the outbox rows the
+//! writer stored with their cause). [`web`] is the dashboard compiled into the binary; [`app`]
 //! wires everything and owns the shutdown sequence; [`cli`] and [`config`] turn flags and
 //! environment into settings; [`watch`] and [`bench`] are clients of the running server.
 

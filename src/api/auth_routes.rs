@@ -1,6 +1,6 @@
 //! `POST /api/auth/token/`: email and password → a JWT.
 
-use super::error::ApiError;
+use super::error::{respond, ApiError};
 use super::filters::{json_body, parse_object, required_string, with_state};
 use super::{json_reply, AppState};
 use crate::auth::{verify_password, AuthError};
@@ -20,7 +20,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and(json_body())
         .then(issue_token)
-        .map(|result: Result<Response, ApiError>| result.unwrap_or_else(warp::Reply::into_response))
+        .map(respond)
         .boxed()
 }
 

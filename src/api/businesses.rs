@@ -4,7 +4,7 @@
 //! and another owner's business is "not found" to them, so existence never leaks
 //! (DESIGN invariant 3).
 
-use super::error::ApiError;
+use super::error::{respond, ApiError};
 use super::filters::{
     bearer, json_body, optional_string, page_params, parse_object, query, required_string,
     with_state, Caller,
@@ -70,7 +70,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(public)
         .unify()
-        .map(|result: Result<Response, ApiError>| result.unwrap_or_else(Reply::into_response))
+        .map(respond)
         .boxed()
 }
 

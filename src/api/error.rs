@@ -102,6 +102,12 @@ impl ApiError {
     }
 }
 
+/// A handler's outcome as a response: the reply, or the error in the JSON error shape.
+/// Every route group ends with `.map(respond)`, so handlers can use `?` throughout.
+pub fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(Reply::into_response)
+}
+
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();

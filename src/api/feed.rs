@@ -1,6 +1,6 @@
 //! The dashboard summary, the activity feed and notifications with read receipts.
 
-use super::error::ApiError;
+use super::error::{respond, ApiError};
 use super::filters::{bearer, json_body, parse_object, query, with_state};
 use super::{json_reply, AppState};
 use crate::bus::UserNotice;
@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::Filter;
 
 /// How many notifications `GET /api/notifications/` lists.
 pub const NOTIFICATION_LIMIT: usize = 50;
@@ -55,7 +55,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(mark_read)
         .unify()
-        .map(|result: Result<Response, ApiError>| result.unwrap_or_else(Reply::into_response))
+        .map(respond)
         .boxed()
 }
 

@@ -1,6 +1,6 @@
 //! `GET /healthz` and `GET /metrics`: no token needed.
 
-use super::error::ApiError;
+use super::error::{respond, ApiError};
 use super::filters::with_state;
 use super::{json_reply, AppState};
 use serde_json::json;
@@ -21,11 +21,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_state(state))
         .map(metrics);
-    health
-        .or(metrics)
-        .unify()
-        .map(|result: Result<Response, ApiError>| result.unwrap_or_else(Reply::into_response))
-        .boxed()
+    health.or(metrics).unify().map(respond).boxed()
 }
 
 /// GET /healthz

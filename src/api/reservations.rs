@@ -2,7 +2,7 @@
 //! listing and cancelling (super admin or the business's owner).
 
 use super::businesses::visible_business;
-use super::error::ApiError;
+use super::error::{respond, ApiError};
 use super::filters::{
     bearer, json_body, page_params, parse_object, query, required_string, with_state,
 };
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::Filter;
 
 /// The reservation routes.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -46,7 +46,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(cancel)
         .unify()
-        .map(|result: Result<Response, ApiError>| result.unwrap_or_else(Reply::into_response))
+        .map(respond)
         .boxed()
 }
 

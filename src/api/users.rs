@@ -1,6 +1,6 @@
 //! `/api/users/`: create and list users (super admin), and `me`.
 
-use super::error::ApiError;
+use super::error::{respond, ApiError};
 use super::filters::{bearer, json_body, parse_object, required_string, with_state};
 use super::{json_reply, AppState};
 use crate::auth::hash_password;
@@ -34,13 +34,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and(bearer())
         .then(me);
-    create
-        .or(list)
-        .unify()
-        .or(me)
-        .unify()
-        .map(|result: Result<Response, ApiError>| result.unwrap_or_else(warp::Reply::into_response))
-        .boxed()
+    create.or(list).unify().or(me).unify().map(respond).boxed()
 }
 
 /// Validates a new user's fields and hashes the password (on the blocking pool).

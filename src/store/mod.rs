@@ -12,6 +12,7 @@ mod reads;
 
 pub use mutations::MailStamp;
 pub use mutations::{Applied, Mutation};
+pub use outbox::{OutboxCounts, OutboxScan};
 pub use reads::{Page, PageCursor, Visibility};
 
 use crate::domain::Timestamp;
