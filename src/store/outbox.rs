@@ -100,19 +100,31 @@ impl Store {
     /// # Errors
     /// `Unavailable` or `Corrupt`.
     pub fn mark_mail_sent(&self, id: u64, sent_at: Timestamp) -> Result<bool, StoreError> {
-        let key = u64_key(id);
+        Ok(self.mark_mails_sent(&[id], sent_at)? == 1)
+    }
+
+    /// [`Store::mark_mail_sent`] for a batch, in one transaction; returns how many rows moved.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Corrupt`.
+    pub fn mark_mails_sent(&self, ids: &[u64], sent_at: Timestamp) -> Result<usize, StoreError> {
         let moved =
             (&self.trees.outbox, &self.trees.outbox_sent).transaction(|(outbox, sent)| {
-                let Some(bytes) = outbox.get(key)? else {
-                    return Ok(false);
-                };
-                let mut row = tx_row("outbox", &bytes)?;
-                row.status = OutboxStatus::Sent;
-                row.attempts = row.attempts.saturating_add(1);
-                row.sent_at = Some(sent_at);
-                outbox.remove(&key)?;
-                sent.insert(&key, codec::encode(&row))?;
-                Ok(true)
+                let mut moved = 0;
+                for id in ids {
+                    let key = u64_key(*id);
+                    let Some(bytes) = outbox.get(key)? else {
+                        continue;
+                    };
+                    let mut row = tx_row("outbox", &bytes)?;
+                    row.status = OutboxStatus::Sent;
+                    row.attempts = row.attempts.saturating_add(1);
+                    row.sent_at = Some(sent_at);
+                    outbox.remove(&key)?;
+                    sent.insert(&key, codec::encode(&row))?;
+                    moved += 1;
+                }
+                Ok(moved)
             })?;
         Ok(moved)
     }
