@@ -144,10 +144,12 @@ impl Drainer {
                     return None;
                 }
             };
-            let pending = i64::try_from(scan.pending).unwrap_or(i64::MAX);
-            self.metrics
-                .outbox_pending
-                .store(pending, Ordering::Relaxed);
+            if !scan.partial {
+                let pending = i64::try_from(scan.pending).unwrap_or(i64::MAX);
+                self.metrics
+                    .outbox_pending
+                    .store(pending, Ordering::Relaxed);
+            }
             if scan.due.is_empty() {
                 return scan.next_due;
             }
