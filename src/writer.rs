@@ -1,6 +1,6 @@
-//! The single writer: one thread applies every mutation in order, one sled transaction each,
-//! and replies only after the flush that makes it durable (group commit: one flush per batch
-//! of queued mutations).
+//! The single writer: one thread applies every mutation in order and replies only after the
+//! flush that makes it durable (group commit: the mutations queued at once form a batch,
+//! applied as one sled transaction where no refusal splits it, then one flush).
 //!
 //! Because one thread takes every event id, ids are consecutive and "id order = commit order"
 //! holds by construction (DESIGN invariant 2). After each flush it raises the durable
@@ -154,25 +154,23 @@ fn run(
     tracing::debug!("writer stopped");
 }
 
-type Pending = (Mutation, oneshot::Sender<Result<Applied, StoreError>>);
+type Reply = oneshot::Sender<Result<Applied, StoreError>>;
 
 /// Applies a batch, flushes once, raises the watermark, then answers every caller.
 fn commit_batch(
     store: &Store,
     stamp: &MailStamp,
-    batch: &mut Vec<Pending>,
+    batch: &mut Vec<(Mutation, Reply)>,
     durable: &AtomicU64,
     watermark: &watch::Sender<u64>,
 ) {
-    let mut results = Vec::with_capacity(batch.len());
-    let mut newest_event = None;
-    for (mutation, _) in batch.iter() {
-        let result = store.apply(mutation, stamp);
-        if let Ok((_, Some(id))) = &result {
-            newest_event = Some(*id);
-        }
-        results.push(result.map(|(applied, _)| applied));
-    }
+    let (mutations, replies): (Vec<Mutation>, Vec<Reply>) = batch.drain(..).unzip();
+    let outcomes = store.apply_batch(&mutations, stamp);
+    // Event ids rise in batch order, so the last one is the newest.
+    let newest_event = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().ok().and_then(|(_, id)| *id))
+        .next_back();
     // Group commit: one fsync makes the whole batch durable before anyone hears "done"
     // (DESIGN invariant 1).
     let flushed = store.flush();
@@ -185,11 +183,11 @@ fn commit_batch(
         }
         Err(error) => tracing::error!(%error, "flush failed; failing the batch"),
     }
-    for ((_, reply), result) in batch.drain(..).zip(results) {
-        let result = if flushed.is_ok() {
-            result
-        } else {
-            Err(StoreError::Closed)
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        let result = match outcome {
+            Ok((applied, _)) if flushed.is_ok() => Ok(applied),
+            Ok(_) => Err(StoreError::Closed),
+            Err(error) => Err(error),
         };
         // The caller may have gone away (client disconnected); the change stands anyway.
         let _ = reply.send(result);

@@ -3,7 +3,9 @@
 //! It wakes at startup, on every bus event (the bus is only a doorbell: which event rang does
 //! not matter, and a lagged or missed ring delays nothing for long) and on a timer, at the
 //! poll interval or when the next retry is due. Each pass reads the due rows — oldest first,
-//! only those whose cause is durable — and sends them, [`SEND_CONCURRENCY`] at a time.
+//! only those whose cause is durable — and sends them as one batch ([`Mailer::send_all`]:
+//! [`SEND_CONCURRENCY`] SMTP sends at a time, or one `.eml` write for all), then records the
+//! accepted ones in one transaction.
 //!
 //! A row leaves the queue only after the server accepted its mail (DESIGN invariant 4): a
 //! crash between acceptance and the store update resends it on the next start, with the same
@@ -20,7 +22,6 @@ use crate::domain::{OutboxMail, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::writer::DurableWatermark;
-use futures_util::stream::{self, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,23 +144,26 @@ impl Drainer {
                     return None;
                 }
             };
-            let pending = i64::try_from(scan.pending).unwrap_or(i64::MAX);
-            self.metrics
-                .outbox_pending
-                .store(pending, Ordering::Relaxed);
+            if !scan.partial {
+                let pending = i64::try_from(scan.pending).unwrap_or(i64::MAX);
+                self.metrics
+                    .outbox_pending
+                    .store(pending, Ordering::Relaxed);
+            }
             if scan.due.is_empty() {
                 return scan.next_due;
             }
-            let outcomes: Vec<Result<bool, StoreError>> = stream::iter(scan.due)
-                .map(|row| self.deliver(row, shutdown))
-                .buffer_unordered(SEND_CONCURRENCY)
-                .collect()
-                .await;
-            let sent = outcomes
-                .iter()
-                .filter(|outcome| matches!(outcome, Ok(true)));
-            self.sent_since_prune += sent.count() as u64;
-            if let Some(Err(error)) = outcomes.into_iter().find(Result::is_err) {
+            if shutdown.is_cancelled() {
+                return None;
+            }
+            let Some(results) = self.send_in_flight(&scan.due, shutdown).await else {
+                tracing::warn!(
+                    mails = scan.due.len(),
+                    "shutdown cut a send short; it is resent, same Message-ID, on the next start"
+                );
+                return None;
+            };
+            if let Err(error) = self.record(&scan.due, results).await {
                 tracing::error!(error = %error, "cannot update the outbox");
                 return None;
             }
@@ -169,44 +173,48 @@ impl Drainer {
         }
     }
 
-    /// Sends one row and records the outcome; `Ok(true)` when the server accepted it. Starts
-    /// nothing once shutdown has begun (the row stays due for the next start).
-    async fn deliver(
-        &self,
-        row: OutboxMail,
-        shutdown: &CancellationToken,
-    ) -> Result<bool, StoreError> {
-        if shutdown.is_cancelled() {
-            return Ok(false);
-        }
-        let Some(result) = self.send_in_flight(&row, shutdown).await else {
-            tracing::warn!(
-                id = row.id,
-                "shutdown cut a send short; it is resent, same Message-ID, on the next start"
-            );
-            return Ok(false);
-        };
-        let (id, attempts) = (row.id, row.attempts.saturating_add(1));
-        match result {
-            Ok(()) => self.record_sent(id).await.map(|()| true),
-            Err(MailError::Transient(why)) if attempts < self.max_attempts => {
-                self.record_retry(id, attempts, why).await.map(|()| false)
+    /// Records what the sends of `rows` came to: the accepted ones leave the queue together,
+    /// in one transaction; failures are rescheduled or failed one by one.
+    async fn record(
+        &mut self,
+        rows: &[OutboxMail],
+        results: Vec<Result<(), MailError>>,
+    ) -> Result<(), StoreError> {
+        let mut sent = Vec::with_capacity(rows.len());
+        for (row, result) in rows.iter().zip(results) {
+            let (id, attempts) = (row.id, row.attempts.saturating_add(1));
+            match result {
+                Ok(()) => sent.push(id),
+                Err(MailError::Transient(why)) if attempts < self.max_attempts => {
+                    self.record_retry(id, attempts, why).await?;
+                }
+                Err(error) => {
+                    self.record_failed(id, attempts, error.to_string()).await?;
+                }
             }
-            Err(error) => self
-                .record_failed(id, attempts, error.to_string())
-                .await
-                .map(|()| false),
         }
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let count = sent.len() as u64;
+        self.call(move |store| store.mark_mails_sent(&sent, Timestamp::now()))
+            .await?;
+        self.metrics
+            .outbox_sent_total
+            .fetch_add(count, Ordering::Relaxed);
+        self.sent_since_prune += count;
+        tracing::debug!(count, "mails accepted");
+        Ok(())
     }
 
-    /// The send, allowed [`SHUTDOWN_SEND_GRACE`] more once shutdown starts; `None` when it
-    /// had to be abandoned (the row stays pending).
+    /// The sends of `rows`, allowed [`SHUTDOWN_SEND_GRACE`] more once shutdown starts; `None`
+    /// when they had to be abandoned (the rows stay pending).
     async fn send_in_flight(
         &self,
-        row: &OutboxMail,
+        rows: &[OutboxMail],
         shutdown: &CancellationToken,
-    ) -> Option<Result<(), MailError>> {
-        let send = self.mailer.send(row);
+    ) -> Option<Vec<Result<(), MailError>>> {
+        let send = self.mailer.send_all(rows);
         tokio::pin!(send);
         tokio::select! {
             result = &mut send => Some(result),
@@ -214,14 +222,6 @@ impl Drainer {
                 tokio::time::timeout(SHUTDOWN_SEND_GRACE, send).await.ok()
             }
         }
-    }
-
-    async fn record_sent(&self, id: u64) -> Result<(), StoreError> {
-        self.call(move |store| store.mark_mail_sent(id, Timestamp::now()))
-            .await?;
-        Metrics::inc(&self.metrics.outbox_sent_total);
-        tracing::debug!(id, "mail accepted");
-        Ok(())
     }
 
     async fn record_retry(&self, id: u64, attempts: u32, why: String) -> Result<(), StoreError> {

@@ -168,12 +168,57 @@ impl Mailer {
             Transport::Smtp(smtp) => send_smtp(smtp, message.envelope(), &bytes).await,
             Transport::Files(dir) => {
                 let (dir, id) = (dir.clone(), row.id);
-                tokio::task::spawn_blocking(move || write_eml(&dir, id, &bytes))
+                tokio::task::spawn_blocking(move || write_emls(&dir, &[(id, bytes)]))
                     .await
                     .map_err(|error| MailError::Transient(format!("file writer: {error}")))?
                     .map_err(|error| MailError::Transient(format!("writing the .eml: {error}")))
             }
         }
+    }
+}
+
+impl Mailer {
+    /// Sends the mails of `rows`, one result each, in order. SMTP sends run
+    /// [`drainer::SEND_CONCURRENCY`] at a time; files are written as one batch (see
+    /// [`write_emls`]), so a batch costs one folder sync instead of one per mail. A file
+    /// batch succeeds or fails as a whole (a resend replaces a file written before).
+    pub async fn send_all(&self, rows: &[OutboxMail]) -> Vec<Result<(), MailError>> {
+        use futures_util::stream::{self, StreamExt};
+        let dir = match &self.transport {
+            Transport::Smtp(_) => {
+                // Owned rows: a closure over borrowed ones makes the future not `Send`.
+                return stream::iter(rows.to_vec())
+                    .map(|row| async move { self.send(&row).await })
+                    .buffered(drainer::SEND_CONCURRENCY)
+                    .collect()
+                    .await;
+            }
+            Transport::Files(dir) => dir.clone(),
+        };
+        let mut results = Vec::with_capacity(rows.len());
+        let mut mails = Vec::with_capacity(rows.len());
+        for row in rows {
+            match self.message(row) {
+                Ok(message) => {
+                    mails.push((row.id, message.formatted()));
+                    results.push(Ok(()));
+                }
+                Err(error) => results.push(Err(error)),
+            }
+        }
+        if mails.is_empty() {
+            return results;
+        }
+        let written = tokio::task::spawn_blocking(move || write_emls(&dir, &mails))
+            .await
+            .map_err(|error| format!("file writer: {error}"))
+            .and_then(|written| written.map_err(|error| format!("writing the .eml: {error}")));
+        if let Err(why) = written {
+            for result in results.iter_mut().filter(|result| result.is_ok()) {
+                *result = Err(MailError::Transient(why.clone()));
+            }
+        }
+        results
     }
 }
 
@@ -189,18 +234,29 @@ async fn send_smtp(
         .map_err(|error| MailError::from_smtp(&error))
 }
 
-/// Writes `<dir>/<id>.eml` atomically (temporary file, fsync, rename), so a reader never
-/// sees half a mail and a resend replaces the file instead of adding one.
-fn write_eml(dir: &Path, id: u64, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes each `(id, bytes)` as `<dir>/<id>.eml` atomically (temporary file, fsync, rename),
+/// so a reader never sees half a mail and a resend replaces the file instead of adding one.
+/// A batch syncs the folder once, not once per mail: every temporary file is written and
+/// synced, then all are renamed, then the folder is synced, and only then does any of them
+/// count as delivered.
+fn write_emls(dir: &Path, mails: &[(u64, Vec<u8>)]) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
-    let temporary = dir.join(format!(".{id}.eml.tmp"));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temporary, dir.join(format!("{id}.eml")))?;
-    // The rename itself is durable once the folder is synced (best effort off Unix).
+    let mut written = Vec::with_capacity(mails.len());
+    for (id, bytes) in mails {
+        let temporary = dir.join(format!(".{id}.eml.tmp"));
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        written.push((*id, temporary, file));
+    }
+    for (_, _, file) in &written {
+        file.sync_all()?;
+    }
+    for (id, temporary, file) in written {
+        drop(file);
+        std::fs::rename(&temporary, dir.join(format!("{id}.eml")))?;
+    }
+    // The renames themselves are durable once the folder is synced (best effort off Unix).
     if let Ok(folder) = std::fs::File::open(dir) {
         let _ = folder.sync_all();
     }

@@ -1,14 +1,16 @@
 //! The embedded store: sled trees behind typed methods.
 //!
 //! Nothing outside this module touches a tree. Reads are methods on [`Store`]; every write
-//! goes through [`mutations`], which the single writer (`crate::writer`) applies one sled
-//! transaction at a time. Records are encoded by [`codec`] (the only place bincode appears).
+//! goes through [`mutations`], which the single writer (`crate::writer`) applies a batch at a
+//! time, normally as one sled transaction. Records are encoded by [`codec`] (the only place
+//! bincode appears).
 
 pub mod codec;
 mod keys;
 pub mod mutations;
 mod outbox;
 mod reads;
+mod user_cache;
 
 pub use mutations::MailStamp;
 pub use mutations::{Applied, Mutation};
@@ -113,6 +115,8 @@ pub struct Store {
     epoch: std::sync::Arc<str>,
     /// How many events the log keeps for resume.
     retention: u64,
+    /// Users as authentication reads them; the writer clears it when a user changes.
+    user_cache: std::sync::Arc<user_cache::UserCache>,
 }
 
 impl Store {
@@ -160,6 +164,7 @@ impl Store {
             trees,
             epoch: epoch.into(),
             retention: retention.max(1),
+            user_cache: Default::default(),
         };
         store.prune_events()?;
         Ok(store)
@@ -241,6 +246,16 @@ impl Store {
     pub fn health_check(&self) -> Result<(), StoreError> {
         self.trees.meta.get(meta_keys::SCHEMA_VERSION)?;
         Ok(())
+    }
+
+    /// Forgets cached users when `mutations` may have changed one (after they committed).
+    fn forget_changed_users(&self, mutations: &[Mutation]) {
+        if mutations
+            .iter()
+            .any(|m| matches!(m, Mutation::CreateUser(_)))
+        {
+            self.user_cache.clear();
+        }
     }
 
     /// The current time, as the store stamps records.

@@ -1,10 +1,12 @@
-//! Every change to the store, each applied as one sled transaction over all the trees it
+//! Every change to the store, applied inside a sled transaction over all the trees it
 //! touches: the entity, its event, its activity entry and its outbox rows commit together or
-//! not at all (DESIGN "writer").
+//! not at all (DESIGN "writer"). The writer hands over a whole batch, which normally commits
+//! as one transaction (see [`Store::apply_batch`]).
 //!
-//! Only the single writer thread calls [`Store::apply`], so reads taken just before a
+//! Only the single writer thread calls [`Store::apply_batch`], so reads taken just before a
 //! transaction (to list what a delete must remove) cannot be invalidated by another write.
-//! Transaction closures may run more than once: they only read and write trees.
+//! Transaction closures may run more than once: they only read and write trees; new ids and
+//! timestamps are chosen before the transaction starts.
 
 use super::keys::{email_u64_key, u64_key, uuid_u64_key};
 use super::{codec, decode, meta_keys, Store, StoreError, ACTIVITY_LIMIT};
@@ -13,7 +15,8 @@ use crate::domain::{
     OutboxMail, OutboxStatus, Reservation, ReservationStatus, Timestamp, User,
 };
 use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionalTree,
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+    TransactionalTree,
 };
 use sled::Transactional;
 use uuid::Uuid;
@@ -206,37 +209,152 @@ impl Tx<'_> {
     }
 }
 
+/// A mutation with every choice made before its transaction — new ids, the clock, the
+/// reservations a delete removes — so that applying it depends on the trees alone and a
+/// closure that sled runs again does exactly the same thing.
+enum Prepared<'a> {
+    CreateUser(User),
+    CreateBusiness(Business),
+    UpdateBusiness {
+        id: Uuid,
+        patch: &'a BusinessPatch,
+        now: Timestamp,
+    },
+    DeleteBusiness {
+        id: Uuid,
+        now: Timestamp,
+        reservation_keys: Vec<sled::IVec>,
+        reservation_ids: Vec<Uuid>,
+    },
+    CreateReservation(Reservation),
+    CancelReservation {
+        business_id: Uuid,
+        reservation_id: Uuid,
+        now: Timestamp,
+    },
+    MarkRead {
+        user_id: Uuid,
+        up_to: u64,
+    },
+}
+
+/// Why a batch transaction was abandoned: the mutation at `index` refused (a rule, or a
+/// damaged record). An aborted transaction has written nothing.
+struct Refused {
+    index: usize,
+    error: StoreError,
+}
+
+/// One mutation's result: what it produced and the id of the event it appended, if any.
+pub type Outcome = Result<(Applied, Option<u64>), StoreError>;
+
 impl Store {
-    /// Applies one mutation in one transaction. Returns what it produced and the id of the
-    /// event it appended, if any. Not durable until [`Store::flush`].
+    /// Applies one mutation in one transaction (see [`Store::apply_batch`]).
     ///
     /// # Errors
     /// `NotFound` / `Conflict` for rule violations (nothing is written); `Unavailable` or
     /// `Corrupt` for storage failures.
-    pub fn apply(
-        &self,
-        mutation: &Mutation,
-        stamp: &MailStamp,
-    ) -> Result<(Applied, Option<u64>), StoreError> {
-        let now = Timestamp::now();
-        match mutation {
-            Mutation::CreateUser(new) => self.create_user(new, now),
-            Mutation::CreateBusiness(new) => self.create_business(new, stamp, now),
-            Mutation::UpdateBusiness { id, patch } => self.update_business(*id, patch, now),
-            Mutation::DeleteBusiness { id } => self.delete_business(*id, now),
-            Mutation::CreateReservation { business_id, new } => {
-                self.create_reservation(*business_id, new, stamp, now)
+    pub fn apply(&self, mutation: &Mutation, stamp: &MailStamp) -> Outcome {
+        self.apply_batch(std::slice::from_ref(mutation), stamp)
+            .pop()
+            .expect("one outcome per mutation")
+    }
+
+    /// Applies `mutations` in order and returns one outcome each, in as few sled transactions
+    /// as possible: normally one for the whole batch, because each transaction costs a log
+    /// write of its own (sled rolls its IO buffer per transaction) and takes the global
+    /// transaction lock. Nothing is durable until [`Store::flush`].
+    ///
+    /// A mutation that refuses (`NotFound`, `Conflict`) aborts the transaction it is in, so
+    /// the ones before it are committed in a transaction of their own, the refusal is
+    /// recorded, and the batch goes on after it: every mutation sees exactly the effects of
+    /// those before it, as if each ran alone, and event ids stay consecutive in commit order
+    /// (DESIGN invariant 2). A delete runs alone, after everything before it has committed,
+    /// because it lists the business's reservations outside its transaction.
+    pub fn apply_batch(&self, mutations: &[Mutation], stamp: &MailStamp) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(mutations.len());
+        let mut rest = mutations;
+        while let Some(first) = rest.first() {
+            if let Mutation::DeleteBusiness { id } = first {
+                match self.prepare_delete(*id) {
+                    Ok(prepared) => outcomes.extend(self.commit_prepared(&[prepared], stamp)),
+                    Err(error) => outcomes.push(Err(error)),
+                }
+                rest = &rest[1..];
+                continue;
             }
-            Mutation::CancelReservation {
-                business_id,
-                reservation_id,
-            } => self.cancel_reservation(*business_id, *reservation_id, stamp, now),
-            Mutation::MarkRead { user_id, up_to } => self.mark_read(*user_id, *up_to),
+            let end = rest
+                .iter()
+                .position(|m| matches!(m, Mutation::DeleteBusiness { .. }))
+                .unwrap_or(rest.len());
+            let prepared: Vec<Prepared<'_>> = rest[..end].iter().map(prepare).collect();
+            outcomes.extend(self.commit_prepared(&prepared, stamp));
+            rest = &rest[end..];
         }
+        self.forget_changed_users(mutations);
+        outcomes
+    }
+
+    /// Commits `prepared` in as few transactions as refusals allow (see `apply_batch`).
+    fn commit_prepared(&self, prepared: &[Prepared<'_>], stamp: &MailStamp) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        let (mut start, mut end) = (0, prepared.len());
+        // Each turn either settles `start..end` or shrinks `end`, so this ends.
+        while start < prepared.len() {
+            match self.transact(|tx| apply_all(tx, &prepared[start..end], stamp, self.retention)) {
+                Ok(done) => {
+                    outcomes.extend(done.into_iter().map(Ok));
+                    start = end;
+                    end = prepared.len();
+                }
+                Err(TransactionError::Abort(Refused { index: 0, error })) => {
+                    outcomes.push(Err(error));
+                    start += 1;
+                    end = prepared.len();
+                }
+                // Commit the ones before the refusal; it comes first in the next turn.
+                Err(TransactionError::Abort(Refused { index, .. })) => end = start + index,
+                Err(TransactionError::Storage(error)) => {
+                    tracing::error!(%error, "a batch transaction failed");
+                    let error = error.to_string();
+                    outcomes.extend((start..end).map(|_| {
+                        Err(StoreError::Unavailable(sled::Error::Io(
+                            std::io::Error::other(error.clone()),
+                        )))
+                    }));
+                    start = end;
+                    end = prepared.len();
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// A delete's preparation: the business's reservations, listed outside the transaction
+    /// (sled transactions cannot scan). Only the writer adds reservations and everything
+    /// before the delete has committed, so the list is complete.
+    fn prepare_delete(&self, id: Uuid) -> Result<Prepared<'static>, StoreError> {
+        let mut reservation_keys = Vec::new();
+        let mut reservation_ids = Vec::new();
+        for entry in self.trees.reservations.scan_prefix(id.as_bytes()) {
+            let (key, value) = entry?;
+            let reservation: Reservation = decode("reservations", &value)?;
+            reservation_keys.push(key);
+            reservation_ids.push(reservation.id);
+        }
+        Ok(Prepared::DeleteBusiness {
+            id,
+            now: Timestamp::now(),
+            reservation_keys,
+            reservation_ids,
+        })
     }
 
     /// Runs `body` in one transaction over every tree.
-    fn transact<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+    fn transact<T, E>(
+        &self,
+        body: impl Fn(&Tx<'_>) -> ConflictableTransactionResult<T, E>,
+    ) -> Result<T, TransactionError<E>> {
         let t = &self.trees;
         let trees = [
             &t.meta,
@@ -255,7 +373,7 @@ impl Store {
             &t.outbox,
             &t.receipts,
         ];
-        let result = trees[..].transaction(|view| {
+        trees[..].transaction(|view| {
             let tx = Tx {
                 meta: &view[0],
                 users: &view[1],
@@ -274,88 +392,188 @@ impl Store {
                 receipts: &view[14],
             };
             body(&tx)
-        });
-        Ok(result?)
+        })
     }
+}
 
-    fn create_user(
-        &self,
-        new: &NewUser,
-        now: Timestamp,
-    ) -> Result<(Applied, Option<u64>), StoreError> {
-        let user = User {
+/// Decides everything a mutation other than a delete needs before its transaction.
+fn prepare(mutation: &Mutation) -> Prepared<'_> {
+    let now = Timestamp::now();
+    match mutation {
+        Mutation::CreateUser(new) => Prepared::CreateUser(User {
             id: Uuid::new_v4(),
             email: new.email.clone(),
             role: new.role,
             password_hash: new.password_hash.clone(),
             created_at: now,
-        };
-        self.transact(|tx| {
-            if tx.user_emails.get(user.email.as_bytes())?.is_some() {
-                return abort(StoreError::Conflict {
-                    field: Some("email"),
-                    message: "a user with this email already exists".into(),
-                });
-            }
-            tx.users.insert(user.id.as_bytes(), codec::encode(&user))?;
-            tx.user_emails
-                .insert(user.email.as_bytes(), user.id.as_bytes())?;
-            // A new user starts with nothing unread: history before them is not news.
-            let seen = tx.counter(meta_keys::NEXT_EVENT_ID)?.max(1) - 1;
-            tx.receipts.insert(user.id.as_bytes(), &u64_key(seen))?;
-            Ok(())
-        })?;
-        Ok((Applied::User(user), None))
-    }
-
-    fn create_business(
-        &self,
-        new: &NewBusiness,
-        stamp: &MailStamp,
-        now: Timestamp,
-    ) -> Result<(Applied, Option<u64>), StoreError> {
-        let business = Business {
+        }),
+        Mutation::CreateBusiness(new) => Prepared::CreateBusiness(Business {
             id: Uuid::new_v4(),
             name: new.name.clone(),
             subdomain: new.subdomain.clone(),
             owner_email: new.owner_email.clone(),
             created_at: now,
             updated_at: now,
-        };
-        let event_id = self.transact(|tx| {
-            if tx.subdomains.get(business.subdomain.as_bytes())?.is_some() {
-                return abort(StoreError::Conflict {
-                    field: Some("subdomain"),
-                    message: "this subdomain is already taken".into(),
-                });
+        }),
+        Mutation::UpdateBusiness { id, patch } => Prepared::UpdateBusiness {
+            id: *id,
+            patch,
+            now,
+        },
+        Mutation::DeleteBusiness { .. } => {
+            unreachable!("deletes are prepared by Store::prepare_delete")
+        }
+        Mutation::CreateReservation { business_id, new } => {
+            Prepared::CreateReservation(Reservation {
+                id: Uuid::new_v4(),
+                business_id: *business_id,
+                customer_name: new.customer_name.clone(),
+                customer_email: new.customer_email.clone(),
+                starts_at: new.starts_at,
+                service: new.service.clone(),
+                status: ReservationStatus::Confirmed,
+                created_at: now,
+            })
+        }
+        Mutation::CancelReservation {
+            business_id,
+            reservation_id,
+        } => Prepared::CancelReservation {
+            business_id: *business_id,
+            reservation_id: *reservation_id,
+            now,
+        },
+        Mutation::MarkRead { user_id, up_to } => Prepared::MarkRead {
+            user_id: *user_id,
+            up_to: *up_to,
+        },
+    }
+}
+
+/// The body of a batch transaction: applies each prepared mutation in order, and aborts at
+/// the first refusal, naming it.
+fn apply_all(
+    tx: &Tx<'_>,
+    prepared: &[Prepared<'_>],
+    stamp: &MailStamp,
+    retention: u64,
+) -> ConflictableTransactionResult<Vec<(Applied, Option<u64>)>, Refused> {
+    let mut done = Vec::with_capacity(prepared.len());
+    for (index, mutation) in prepared.iter().enumerate() {
+        match tx.apply(mutation, stamp, retention) {
+            Ok(outcome) => done.push(outcome),
+            Err(ConflictableTransactionError::Abort(error)) => {
+                return Err(ConflictableTransactionError::Abort(Refused {
+                    index,
+                    error,
+                }))
             }
-            let id = tx.take_event_id()?;
-            tx.put_business(&BusinessRecord {
-                seq: id,
-                business: business.clone(),
-            })?;
-            tx.subdomains
-                .insert(business.subdomain.as_bytes(), business.id.as_bytes())?;
-            tx.business_order
-                .insert(&u64_key(id), business.id.as_bytes())?;
-            tx.owner_index.insert(
-                email_u64_key(&business.owner_email, id),
-                business.id.as_bytes(),
-            )?;
-            tx.add_counter(meta_keys::BUSINESS_COUNT, 1)?;
-            let event = Event::for_business(id, EventKind::BusinessCreated, &business, now);
-            tx.append_event(&event, self.retention)?;
-            tx.enqueue_mail(
-                stamp,
-                MailKind::Welcome,
-                &business.owner_email,
-                &event,
-                &business,
-                None,
-            )?;
-            Ok(id)
+            Err(ConflictableTransactionError::Conflict) => {
+                return Err(ConflictableTransactionError::Conflict)
+            }
+            Err(ConflictableTransactionError::Storage(error)) => {
+                return Err(ConflictableTransactionError::Storage(error))
+            }
+        }
+    }
+    Ok(done)
+}
+
+impl Tx<'_> {
+    /// Applies one prepared mutation inside the transaction. Rule checks come before the
+    /// first write, though an abort discards every write of the transaction anyway.
+    fn apply(
+        &self,
+        mutation: &Prepared<'_>,
+        stamp: &MailStamp,
+        retention: u64,
+    ) -> TxResult<(Applied, Option<u64>)> {
+        match mutation {
+            Prepared::CreateUser(user) => self.create_user(user),
+            Prepared::CreateBusiness(business) => self.create_business(business, stamp, retention),
+            Prepared::UpdateBusiness { id, patch, now } => {
+                self.update_business(*id, patch, *now, retention)
+            }
+            Prepared::DeleteBusiness {
+                id,
+                now,
+                reservation_keys,
+                reservation_ids,
+            } => self.delete_business(*id, *now, reservation_keys, reservation_ids, retention),
+            Prepared::CreateReservation(reservation) => {
+                self.create_reservation(reservation, stamp, retention)
+            }
+            Prepared::CancelReservation {
+                business_id,
+                reservation_id,
+                now,
+            } => self.cancel_reservation(*business_id, *reservation_id, *now, stamp, retention),
+            Prepared::MarkRead { user_id, up_to } => self.mark_read(*user_id, *up_to),
+        }
+    }
+
+    fn create_user(&self, user: &User) -> TxResult<(Applied, Option<u64>)> {
+        if self.user_emails.get(user.email.as_bytes())?.is_some() {
+            return abort(StoreError::Conflict {
+                field: Some("email"),
+                message: "a user with this email already exists".into(),
+            });
+        }
+        self.users.insert(user.id.as_bytes(), codec::encode(user))?;
+        self.user_emails
+            .insert(user.email.as_bytes(), user.id.as_bytes())?;
+        // A new user starts with nothing unread: history before them is not news.
+        let seen = self.counter(meta_keys::NEXT_EVENT_ID)?.max(1) - 1;
+        self.receipts.insert(user.id.as_bytes(), &u64_key(seen))?;
+        Ok((Applied::User(user.clone()), None))
+    }
+
+    fn create_business(
+        &self,
+        business: &Business,
+        stamp: &MailStamp,
+        retention: u64,
+    ) -> TxResult<(Applied, Option<u64>)> {
+        if self
+            .subdomains
+            .get(business.subdomain.as_bytes())?
+            .is_some()
+        {
+            return abort(StoreError::Conflict {
+                field: Some("subdomain"),
+                message: "this subdomain is already taken".into(),
+            });
+        }
+        let id = self.take_event_id()?;
+        self.put_business(&BusinessRecord {
+            seq: id,
+            business: business.clone(),
         })?;
-        Ok((Applied::Business(business), Some(event_id)))
+        self.subdomains
+            .insert(business.subdomain.as_bytes(), business.id.as_bytes())?;
+        self.business_order
+            .insert(&u64_key(id), business.id.as_bytes())?;
+        self.owner_index.insert(
+            email_u64_key(&business.owner_email, id),
+            business.id.as_bytes(),
+        )?;
+        self.add_counter(meta_keys::BUSINESS_COUNT, 1)?;
+        let event = Event::for_business(
+            id,
+            EventKind::BusinessCreated,
+            business,
+            business.created_at,
+        );
+        self.append_event(&event, retention)?;
+        self.enqueue_mail(
+            stamp,
+            MailKind::Welcome,
+            &business.owner_email,
+            &event,
+            business,
+            None,
+        )?;
+        Ok((Applied::Business(business.clone()), Some(id)))
     }
 
     fn update_business(
@@ -363,197 +581,239 @@ impl Store {
         id: Uuid,
         patch: &BusinessPatch,
         now: Timestamp,
-    ) -> Result<(Applied, Option<u64>), StoreError> {
-        let (business, event_id) = self.transact(|tx| {
-            let mut record = tx.business(id)?;
-            let old_owner = record.business.owner_email.clone();
-            if let Some(name) = &patch.name {
-                record.business.name = name.clone();
-            }
-            if let Some(owner) = &patch.owner_email {
-                record.business.owner_email = owner.clone();
-            }
-            record.business.updated_at = now;
-            if record.business.owner_email != old_owner {
-                tx.owner_index
-                    .remove(email_u64_key(&old_owner, record.seq))?;
-                tx.owner_index.insert(
-                    email_u64_key(&record.business.owner_email, record.seq),
-                    id.as_bytes(),
-                )?;
-            }
-            tx.put_business(&record)?;
-            let event_id = tx.take_event_id()?;
-            let event =
-                Event::for_business(event_id, EventKind::BusinessUpdated, &record.business, now);
-            tx.append_event(&event, self.retention)?;
-            Ok((record.business, event_id))
-        })?;
-        Ok((Applied::Business(business), Some(event_id)))
+        retention: u64,
+    ) -> TxResult<(Applied, Option<u64>)> {
+        let mut record = self.business(id)?;
+        let old_owner = record.business.owner_email.clone();
+        if let Some(name) = &patch.name {
+            record.business.name = name.clone();
+        }
+        if let Some(owner) = &patch.owner_email {
+            record.business.owner_email = owner.clone();
+        }
+        record.business.updated_at = now;
+        if record.business.owner_email != old_owner {
+            self.owner_index
+                .remove(email_u64_key(&old_owner, record.seq))?;
+            self.owner_index.insert(
+                email_u64_key(&record.business.owner_email, record.seq),
+                id.as_bytes(),
+            )?;
+        }
+        self.put_business(&record)?;
+        let event_id = self.take_event_id()?;
+        let event =
+            Event::for_business(event_id, EventKind::BusinessUpdated, &record.business, now);
+        self.append_event(&event, retention)?;
+        Ok((Applied::Business(record.business), Some(event_id)))
     }
 
     fn delete_business(
         &self,
         id: Uuid,
         now: Timestamp,
-    ) -> Result<(Applied, Option<u64>), StoreError> {
-        // Listed outside the transaction (sled transactions cannot scan); only this writer
-        // adds reservations, so the list is complete.
-        let mut reservation_keys = Vec::new();
-        let mut reservation_ids = Vec::new();
-        for entry in self.trees.reservations.scan_prefix(id.as_bytes()) {
-            let (key, value) = entry?;
-            let reservation: Reservation = decode("reservations", &value)?;
-            reservation_keys.push(key);
-            reservation_ids.push(reservation.id);
+        reservation_keys: &[sled::IVec],
+        reservation_ids: &[Uuid],
+        retention: u64,
+    ) -> TxResult<(Applied, Option<u64>)> {
+        let record = self.business(id)?;
+        let business = &record.business;
+        self.businesses.remove(id.as_bytes())?;
+        self.subdomains.remove(business.subdomain.as_bytes())?;
+        self.business_order.remove(&u64_key(record.seq))?;
+        self.owner_index
+            .remove(email_u64_key(&business.owner_email, record.seq))?;
+        for key in reservation_keys {
+            self.reservations.remove(key)?;
         }
-        let (business, event_id) = self.transact(|tx| {
-            let record = tx.business(id)?;
-            let business = &record.business;
-            tx.businesses.remove(id.as_bytes())?;
-            tx.subdomains.remove(business.subdomain.as_bytes())?;
-            tx.business_order.remove(&u64_key(record.seq))?;
-            tx.owner_index
-                .remove(email_u64_key(&business.owner_email, record.seq))?;
-            for key in &reservation_keys {
-                tx.reservations.remove(key)?;
-            }
-            for rid in &reservation_ids {
-                tx.reservation_ids.remove(rid.as_bytes())?;
-            }
-            tx.reservation_counts.remove(id.as_bytes())?;
-            tx.add_counter(meta_keys::BUSINESS_COUNT, -1)?;
-            tx.add_counter(
-                meta_keys::RESERVATION_COUNT,
-                -(reservation_keys.len() as i64),
-            )?;
-            let event_id = tx.take_event_id()?;
-            let event = Event::for_business(event_id, EventKind::BusinessDeleted, business, now);
-            tx.append_event(&event, self.retention)?;
-            Ok((record.business, event_id))
-        })?;
-        Ok((Applied::Deleted(business), Some(event_id)))
+        for rid in reservation_ids {
+            self.reservation_ids.remove(rid.as_bytes())?;
+        }
+        self.reservation_counts.remove(id.as_bytes())?;
+        self.add_counter(meta_keys::BUSINESS_COUNT, -1)?;
+        self.add_counter(
+            meta_keys::RESERVATION_COUNT,
+            -(reservation_keys.len() as i64),
+        )?;
+        let event_id = self.take_event_id()?;
+        let event = Event::for_business(event_id, EventKind::BusinessDeleted, business, now);
+        self.append_event(&event, retention)?;
+        Ok((Applied::Deleted(record.business), Some(event_id)))
     }
 
     fn create_reservation(
         &self,
-        business_id: Uuid,
-        new: &NewReservation,
+        reservation: &Reservation,
         stamp: &MailStamp,
-        now: Timestamp,
-    ) -> Result<(Applied, Option<u64>), StoreError> {
-        let reservation = Reservation {
-            id: Uuid::new_v4(),
-            business_id,
-            customer_name: new.customer_name.clone(),
-            customer_email: new.customer_email.clone(),
-            starts_at: new.starts_at,
-            service: new.service.clone(),
-            status: ReservationStatus::Confirmed,
-            created_at: now,
-        };
-        let event_id = self.transact(|tx| {
-            let record = tx.business(business_id)?;
-            let id = tx.take_event_id()?;
-            let key = uuid_u64_key(business_id, id);
-            tx.reservations.insert(&key, codec::encode(&reservation))?;
-            tx.reservation_ids.insert(reservation.id.as_bytes(), &key)?;
-            tx.add_reservation_count(business_id, 1)?;
-            tx.add_counter(meta_keys::RESERVATION_COUNT, 1)?;
-            let event = Event::for_reservation(
-                id,
-                EventKind::ReservationCreated,
-                &record.business,
-                &reservation,
-                now,
-            );
-            tx.append_event(&event, self.retention)?;
-            tx.enqueue_mail(
-                stamp,
-                MailKind::ReservationConfirmation,
-                &reservation.customer_email,
-                &event,
-                &record.business,
-                Some(&reservation),
-            )?;
-            tx.enqueue_mail(
-                stamp,
-                MailKind::ReservationNotice,
-                &record.business.owner_email,
-                &event,
-                &record.business,
-                Some(&reservation),
-            )?;
-            Ok(id)
-        })?;
-        Ok((Applied::Reservation(reservation), Some(event_id)))
+        retention: u64,
+    ) -> TxResult<(Applied, Option<u64>)> {
+        let business_id = reservation.business_id;
+        let record = self.business(business_id)?;
+        let id = self.take_event_id()?;
+        let key = uuid_u64_key(business_id, id);
+        self.reservations.insert(&key, codec::encode(reservation))?;
+        self.reservation_ids
+            .insert(reservation.id.as_bytes(), &key)?;
+        self.add_reservation_count(business_id, 1)?;
+        self.add_counter(meta_keys::RESERVATION_COUNT, 1)?;
+        let event = Event::for_reservation(
+            id,
+            EventKind::ReservationCreated,
+            &record.business,
+            reservation,
+            reservation.created_at,
+        );
+        self.append_event(&event, retention)?;
+        self.enqueue_mail(
+            stamp,
+            MailKind::ReservationConfirmation,
+            &reservation.customer_email,
+            &event,
+            &record.business,
+            Some(reservation),
+        )?;
+        self.enqueue_mail(
+            stamp,
+            MailKind::ReservationNotice,
+            &record.business.owner_email,
+            &event,
+            &record.business,
+            Some(reservation),
+        )?;
+        Ok((Applied::Reservation(reservation.clone()), Some(id)))
     }
 
     fn cancel_reservation(
         &self,
         business_id: Uuid,
         reservation_id: Uuid,
-        stamp: &MailStamp,
         now: Timestamp,
-    ) -> Result<(Applied, Option<u64>), StoreError> {
-        let (reservation, event_id) = self.transact(|tx| {
-            let record = tx.business(business_id)?;
-            let Some(key) = tx.reservation_ids.get(reservation_id.as_bytes())? else {
-                return abort(StoreError::NotFound("reservation"));
-            };
-            // A reservation of another business is "not found" here, never "forbidden".
-            if !key.starts_with(business_id.as_bytes()) {
-                return abort(StoreError::NotFound("reservation"));
-            }
-            let Some(bytes) = tx.reservations.get(&key)? else {
-                return abort(StoreError::NotFound("reservation"));
-            };
-            let mut reservation: Reservation = tx_decode("reservations", &bytes)?;
-            if reservation.status == ReservationStatus::Cancelled {
-                return abort(StoreError::Conflict {
-                    field: None,
-                    message: "this reservation is already cancelled".into(),
-                });
-            }
-            reservation.status = ReservationStatus::Cancelled;
-            tx.reservations.insert(&key, codec::encode(&reservation))?;
-            let id = tx.take_event_id()?;
-            let event = Event::for_reservation(
-                id,
-                EventKind::ReservationCancelled,
-                &record.business,
-                &reservation,
-                now,
-            );
-            tx.append_event(&event, self.retention)?;
-            tx.enqueue_mail(
-                stamp,
-                MailKind::CancellationNotice,
-                &reservation.customer_email,
-                &event,
-                &record.business,
-                Some(&reservation),
-            )?;
-            Ok((reservation, id))
-        })?;
-        Ok((Applied::Reservation(reservation), Some(event_id)))
+        stamp: &MailStamp,
+        retention: u64,
+    ) -> TxResult<(Applied, Option<u64>)> {
+        let record = self.business(business_id)?;
+        let Some(key) = self.reservation_ids.get(reservation_id.as_bytes())? else {
+            return abort(StoreError::NotFound("reservation"));
+        };
+        // A reservation of another business is "not found" here, never "forbidden".
+        if !key.starts_with(business_id.as_bytes()) {
+            return abort(StoreError::NotFound("reservation"));
+        }
+        let Some(bytes) = self.reservations.get(&key)? else {
+            return abort(StoreError::NotFound("reservation"));
+        };
+        let mut reservation: Reservation = tx_decode("reservations", &bytes)?;
+        if reservation.status == ReservationStatus::Cancelled {
+            return abort(StoreError::Conflict {
+                field: None,
+                message: "this reservation is already cancelled".into(),
+            });
+        }
+        reservation.status = ReservationStatus::Cancelled;
+        self.reservations
+            .insert(&key, codec::encode(&reservation))?;
+        let id = self.take_event_id()?;
+        let event = Event::for_reservation(
+            id,
+            EventKind::ReservationCancelled,
+            &record.business,
+            &reservation,
+            now,
+        );
+        self.append_event(&event, retention)?;
+        self.enqueue_mail(
+            stamp,
+            MailKind::CancellationNotice,
+            &reservation.customer_email,
+            &event,
+            &record.business,
+            Some(&reservation),
+        )?;
+        Ok((Applied::Reservation(reservation), Some(id)))
     }
 
-    fn mark_read(&self, user_id: Uuid, up_to: u64) -> Result<(Applied, Option<u64>), StoreError> {
-        let stored = self.transact(|tx| {
-            if tx.users.get(user_id.as_bytes())?.is_none() {
-                return abort(StoreError::NotFound("user"));
-            }
-            let newest = tx.counter(meta_keys::NEXT_EVENT_ID)?.max(1) - 1;
-            let current = match tx.receipts.get(user_id.as_bytes())? {
-                Some(bytes) => super::keys::read_u64(&bytes).unwrap_or(0),
-                None => 0,
-            };
-            // Receipts only move forward, and never past what exists.
-            let stored = current.max(up_to.min(newest));
-            tx.receipts.insert(user_id.as_bytes(), &u64_key(stored))?;
-            Ok(stored)
-        })?;
+    fn mark_read(&self, user_id: Uuid, up_to: u64) -> TxResult<(Applied, Option<u64>)> {
+        if self.users.get(user_id.as_bytes())?.is_none() {
+            return abort(StoreError::NotFound("user"));
+        }
+        let newest = self.counter(meta_keys::NEXT_EVENT_ID)?.max(1) - 1;
+        let current = match self.receipts.get(user_id.as_bytes())? {
+            Some(bytes) => super::keys::read_u64(&bytes).unwrap_or(0),
+            None => 0,
+        };
+        // Receipts only move forward, and never past what exists.
+        let stored = current.max(up_to.min(newest));
+        self.receipts.insert(user_id.as_bytes(), &u64_key(stored))?;
         Ok((Applied::ReadUpTo(stored), None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::NewBusiness;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 1 << 20, 100).unwrap();
+        (dir, store)
+    }
+
+    fn stamp() -> MailStamp {
+        MailStamp {
+            epoch: "e".into(),
+            domain: "example.com".into(),
+        }
+    }
+
+    fn create(subdomain: &str) -> Mutation {
+        Mutation::CreateBusiness(NewBusiness {
+            name: format!("Salon {subdomain}"),
+            subdomain: subdomain.into(),
+            owner_email: "owner@example.com".into(),
+        })
+    }
+
+    fn event_id(outcome: &Outcome) -> Option<u64> {
+        outcome.as_ref().ok().and_then(|(_, id)| *id)
+    }
+
+    #[test]
+    fn a_refusal_inside_a_batch_fails_alone_and_leaves_no_gap_in_event_ids() {
+        let (_dir, store) = store();
+        let first = store.apply_batch(&[create("a")], &stamp());
+        let Ok((Applied::Business(a), Some(1))) = &first[0] else {
+            panic!("first create: {first:?}");
+        };
+        let batch = [
+            create("b"),
+            create("a"), // taken: refused, nothing written
+            create("c"),
+            Mutation::DeleteBusiness { id: a.id },
+            create("b"),                           // taken earlier in this very batch
+            create("a"),                           // free again after the delete
+            Mutation::DeleteBusiness { id: a.id }, // already gone
+        ];
+        let outcomes = store.apply_batch(&batch, &stamp());
+        let ids: Vec<Option<u64>> = outcomes.iter().map(event_id).collect();
+        assert_eq!(ids, [Some(2), None, Some(3), Some(4), None, Some(5), None]);
+        assert!(matches!(
+            outcomes[1],
+            Err(StoreError::Conflict {
+                field: Some("subdomain"),
+                ..
+            })
+        ));
+        assert!(matches!(outcomes[4], Err(StoreError::Conflict { .. })));
+        assert!(matches!(outcomes[6], Err(StoreError::NotFound("business"))));
+        assert_eq!(store.next_event_id().unwrap(), 6);
+        let logged: Vec<u64> = store
+            .trees
+            .events
+            .iter()
+            .keys()
+            .map(|key| super::super::keys::read_u64(&key.unwrap()).unwrap())
+            .collect();
+        assert_eq!(logged, [1, 2, 3, 4, 5]);
     }
 }

@@ -22,8 +22,11 @@ use sled::Transactional;
 pub struct OutboxScan {
     /// Rows due now, oldest first, at most the scan's limit.
     pub due: Vec<OutboxMail>,
-    /// Every pending row, due or not.
+    /// Every pending row, due or not (only those before the last due row when `partial`).
     pub pending: u64,
+    /// The scan stopped at its limit of due rows instead of reading the whole queue, so
+    /// `pending` is a lower bound and `next_due` unknown (the caller scans again at once).
+    pub partial: bool,
     /// The earliest `next_attempt_at` of a pending row whose cause is durable and that is not
     /// in `due` (when to look again without a wake-up).
     pub next_due: Option<Timestamp>,
@@ -63,7 +66,9 @@ fn update_row(
 impl Store {
     /// Scans the queue at `now`: the pending rows that are due (at most `limit`, oldest first)
     /// and whose cause is durable (`event_id <= durable_event_id`), so a mail never goes out
-    /// for a change a crash could still undo.
+    /// for a change a crash could still undo. It stops once it has `limit` due rows: when
+    /// the queue is long (a burst of creates), reading all of it for every batch made the
+    /// drainer's cost grow with the backlog.
     ///
     /// # Errors
     /// `Unavailable` or `Corrupt` when the tree cannot be read.
@@ -80,11 +85,16 @@ impl Store {
             if row.status != OutboxStatus::Pending {
                 continue;
             }
+            let durable = row.event_id <= durable_event_id;
+            if durable && row.next_attempt_at <= now && scan.due.len() == limit {
+                scan.partial = true;
+                break;
+            }
             scan.pending += 1;
-            if row.event_id > durable_event_id {
+            if !durable {
                 continue; // the doorbell rings once it is durable
             }
-            if row.next_attempt_at <= now && scan.due.len() < limit {
+            if row.next_attempt_at <= now {
                 scan.due.push(row);
             } else {
                 let at = row.next_attempt_at;
@@ -100,19 +110,31 @@ impl Store {
     /// # Errors
     /// `Unavailable` or `Corrupt`.
     pub fn mark_mail_sent(&self, id: u64, sent_at: Timestamp) -> Result<bool, StoreError> {
-        let key = u64_key(id);
+        Ok(self.mark_mails_sent(&[id], sent_at)? == 1)
+    }
+
+    /// [`Store::mark_mail_sent`] for a batch, in one transaction; returns how many rows moved.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Corrupt`.
+    pub fn mark_mails_sent(&self, ids: &[u64], sent_at: Timestamp) -> Result<usize, StoreError> {
         let moved =
             (&self.trees.outbox, &self.trees.outbox_sent).transaction(|(outbox, sent)| {
-                let Some(bytes) = outbox.get(key)? else {
-                    return Ok(false);
-                };
-                let mut row = tx_row("outbox", &bytes)?;
-                row.status = OutboxStatus::Sent;
-                row.attempts = row.attempts.saturating_add(1);
-                row.sent_at = Some(sent_at);
-                outbox.remove(&key)?;
-                sent.insert(&key, codec::encode(&row))?;
-                Ok(true)
+                let mut moved = 0;
+                for id in ids {
+                    let key = u64_key(*id);
+                    let Some(bytes) = outbox.get(key)? else {
+                        continue;
+                    };
+                    let mut row = tx_row("outbox", &bytes)?;
+                    row.status = OutboxStatus::Sent;
+                    row.attempts = row.attempts.saturating_add(1);
+                    row.sent_at = Some(sent_at);
+                    outbox.remove(&key)?;
+                    sent.insert(&key, codec::encode(&row))?;
+                    moved += 1;
+                }
+                Ok(moved)
             })?;
         Ok(moved)
     }
@@ -324,6 +346,18 @@ mod tests {
         assert_eq!(scan.due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1]);
         assert_eq!(scan.pending, 3);
         assert_eq!(scan.next_due, Some(later));
+        assert!(!scan.partial);
+    }
+
+    #[test]
+    fn a_scan_stops_at_its_limit_of_due_rows() {
+        let now = Timestamp::now();
+        let later = now.plus_micros(5_000_000);
+        let (_dir, store) = store_with(&[row(1, 1, later), row(2, 2, now), row(3, 3, now)]);
+        let scan = store.scan_outbox(now, 9, 1).unwrap();
+        assert_eq!(scan.due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2]);
+        assert!(scan.partial);
+        assert_eq!(scan.pending, 2);
     }
 
     #[test]

@@ -50,10 +50,18 @@ pub enum Visibility {
 }
 
 impl Store {
-    /// The user with this id.
+    /// The user with this id (through the user cache: every authenticated call asks).
     pub fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        let generation = match self.user_cache.get(id) {
+            Ok(user) => return Ok(Some(user)),
+            Err(generation) => generation,
+        };
         match self.trees.users.get(id.as_bytes())? {
-            Some(bytes) => decode("users", &bytes).map(Some),
+            Some(bytes) => {
+                let user: User = decode("users", &bytes)?;
+                self.user_cache.fill(generation, &user);
+                Ok(Some(user))
+            }
             None => Ok(None),
         }
     }

@@ -14,6 +14,13 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+/// tungstenite's read buffer per socket. Its default, 128 KiB, was allocated for every socket
+/// and zero-filled on every read (136 KiB of RSS per idle socket, and a 128 KiB memset per
+/// wake-up of a session); clients send only small control messages, and the buffer grows for
+/// a larger frame. 1 KiB measured 9.2 KiB per idle socket, 4 KiB 12.2 KiB (docs/bench.md).
+/// Set through the vendored warp's `Ws::read_buffer_size` (vendor/README.md).
+const READ_BUFFER_BYTES: usize = 1024;
+
 /// Which stream of events a socket follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelRequest {
@@ -57,6 +64,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 ws.max_message_size(protocol::MAX_CLIENT_MESSAGE_BYTES)
                     .max_frame_size(protocol::MAX_CLIENT_MESSAGE_BYTES)
                     .max_write_buffer_size(session::MAX_WRITE_BUFFER_BYTES)
+                    .read_buffer_size(READ_BUFFER_BYTES)
                     .on_upgrade(move |socket| session::run(state, params, socket))
                     .into_response()
             },
