@@ -35,6 +35,8 @@ pub const MAX_WRITE_BUFFER_BYTES: usize = 512 * 1024;
 const REPLAY_CHUNK: usize = 256;
 /// How long the writer may take to get a close frame out before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Stands in for "never" where a deadline would overflow the clock (about 30 years).
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
 /// What the client asked for in the URL.
 #[derive(Debug)]
@@ -279,9 +281,20 @@ impl Session {
         }
     }
 
+    /// When the caller's token expires, on the runtime's clock.
     fn expiry_instant(&self) -> Instant {
-        let left = self.caller.expires_at - Timestamp::now().as_unix_seconds();
-        Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
+        // In microseconds: whole seconds would keep an expired token's socket open for up to
+        // a second (a token is expired once `exp` <= now, API.md).
+        let left = self
+            .caller
+            .expires_at
+            .saturating_mul(1_000_000)
+            .saturating_sub(Timestamp::now().as_micros());
+        let left = Duration::from_micros(u64::try_from(left).unwrap_or(0));
+        // `app token --ttl` can mint a token that outlives any clock.
+        Instant::now()
+            .checked_add(left)
+            .unwrap_or_else(|| Instant::now() + FAR_FUTURE)
     }
 
     /// Handles `last_event_id`/`epoch`: replay what was missed, or tell the client to resync.

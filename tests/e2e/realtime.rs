@@ -1,7 +1,9 @@
 //! API.md "WebSockets", rule by rule, through real sockets against the real binary.
 
+use crate::rest_support::{claims_for, me, server_secret, sign};
 use crate::support::{eventually, Api, TestServer, Ws, WsEvent};
 use futures_util::future::join_all;
+use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -309,38 +311,68 @@ async fn unknown_positions_get_resync_required_never_a_partial_replay() {
     assert_eq!(id_of(&first), 9);
 }
 
+/// Tokens are signed here with the server's secret and expiries chosen by the test, so no
+/// step waits for the clock to reach a new second and every step has seconds to spare.
 #[tokio::test]
-#[ignore = "fails: expiry/auth refresh timing not yet proven (issue 3 open)"]
 async fn a_token_that_expires_while_connected_closes_with_4401_and_auth_extends_it() {
-    let server = TestServer::start_with(&["--token-ttl", "2"], &[]).await;
+    let server = TestServer::start().await;
     let admin = server.admin().await;
-    let (mut ws, _) = dashboard(&server, &admin).await;
-    assert_eq!(ws.closed().await, 4401);
-
-    let (mut ws, hello) = dashboard(&server, &server.admin().await).await;
-    let before = hello["payload"]["expires_at"].as_str().unwrap().to_string();
-    ws.send_text(r#"{"type":"auth","token":"forged"}"#).await;
-    let error = ws.frame().await;
-    assert_eq!(error["type"], "error");
-    assert_eq!(error["payload"]["code"], "bad_token");
-    // Another user's valid token is refused too.
     let other = admin
         .create_user_and_login("second@example.com", "super_admin")
         .await;
-    ws.send_text(&json!({"type": "auth", "token": token(&other)}).to_string())
-        .await;
-    assert_eq!(ws.frame().await["payload"]["code"], "bad_token");
-    // A fresh token of the same user extends the connection (it was ≤ 2 s).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let fresh = server.admin().await;
-    ws.send_text(&json!({"type": "auth", "token": token(&fresh)}).to_string())
+    let user = me(&admin).await;
+    let secret = server_secret(&server);
+    let signed = |claims: &Value| sign(Algorithm::HS256, &secret, claims);
+
+    // Never refreshed: closed with 4401 once its token expires.
+    let mut expiring = Ws::channel(
+        &server.ws_base(),
+        "/ws/dashboard/",
+        &signed(&claims_for(&user, 2)),
+        None,
+    )
+    .await;
+
+    let claims = claims_for(&user, 5);
+    let old_exp = claims["exp"].as_i64().unwrap();
+    let mut ws = Ws::channel(&server.ws_base(), "/ws/dashboard/", &signed(&claims), None).await;
+    let hello = ws.frame().await;
+    assert_eq!(hello["type"], "connection_established");
+    let before = hello["payload"]["expires_at"].as_str().unwrap().to_string();
+    let refused = [
+        ("forged".to_string(), "not a token"),
+        (token(&other), "another user's valid token"),
+        (signed(&claims_for(&user, -1)), "an expired token"),
+    ];
+    for (refused, why) in refused {
+        ws.send_text(&json!({"type": "auth", "token": refused}).to_string())
+            .await;
+        let error = ws.frame().await;
+        assert_eq!(error["type"], "error", "{why}: {error}");
+        assert_eq!(error["payload"]["code"], "bad_token", "{why}");
+    }
+    // A fresh token of the same user, three seconds longer.
+    ws.send_text(&json!({"type": "auth", "token": signed(&claims_for(&user, 8))}).to_string())
         .await;
     let ok = ws.frame().await;
     assert_eq!(ok["type"], "auth_ok", "{ok}");
     assert!(ok["payload"]["expires_at"].as_str().unwrap() > before.as_str());
+    // The old expiry passes without a close: the refresh replaced it.
+    let past_old_exp =
+        Duration::from_millis(u64::try_from((old_exp + 1) * 1000 - unix_now_millis()).unwrap_or(0));
+    ws.silent_for(past_old_exp).await;
     ws.send_text(r#"{"type":"ping"}"#).await;
     assert_eq!(ws.frame().await["type"], "pong");
     assert_eq!(ws.closed().await, 4401, "closes at the new expiry");
+
+    assert_eq!(expiring.closed().await, 4401, "closes at its expiry");
+}
+
+fn unix_now_millis() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(now.as_millis()).expect("millis fit")
 }
 
 #[tokio::test]
