@@ -329,22 +329,20 @@ impl Session {
     /// Sends every visible event in `(cursor, up_to]` from the store, or `resync_required` when
     /// part of that range is no longer retained.
     async fn catch_up_to(&mut self, up_to: u64) -> Result<(), Ending> {
-        let oldest = self.state.store.oldest_event_id().map_err(|error| {
-            tracing::error!(%error, "reading the event log failed");
-            Ending::close(CLOSE_GOING_AWAY, "server error")
-        })?;
-        if self.cursor + 1 < oldest {
-            return self.resync(up_to);
-        }
         while self.cursor < up_to {
             let chunk = self
                 .state
                 .store
-                .events_between(&self.visibility, self.cursor, up_to, REPLAY_CHUNK)
+                .replay_after(&self.visibility, self.cursor, up_to, REPLAY_CHUNK)
                 .map_err(|error| {
                     tracing::error!(%error, "replay failed");
                     Ending::close(CLOSE_GOING_AWAY, "server error")
                 })?;
+            // Pruned before (or while) we read: what went out so far is a gap-free prefix, and
+            // the client refetches the rest over REST (invariant 2: never a gap).
+            let Some(chunk) = chunk else {
+                return self.resync(up_to);
+            };
             let Some(last) = chunk.last().map(|event| event.id) else {
                 break;
             };

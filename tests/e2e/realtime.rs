@@ -247,68 +247,100 @@ async fn resume_replays_exactly_the_missed_events_then_goes_live_without_duplica
     );
 }
 
+/// API.md: a position the server cannot replay whole gets `resync_required` (the current epoch
+/// and newest id), then live events from the next id; partial replays never happen. With a
+/// retention of 5 the window moves with every write, so each case works from the newest id
+/// (this test is the only writer).
 #[tokio::test]
-#[ignore = "fails: retention-window edge not yet proven (issue 3 open)"]
 async fn unknown_positions_get_resync_required_never_a_partial_replay() {
     let server = TestServer::start_with(&["--event-retention", "5"], &[]).await;
     let admin = server.admin().await;
-    for i in 0..8 {
-        admin
-            .create_business(&format!("S{i}"), &format!("s{i}"), "o@example.com")
-            .await;
+    let mut newest = 0u64;
+    for _ in 0..8 {
+        write_next(&admin, &mut newest).await;
     }
-    let epoch = {
-        let (_, hello) = dashboard(&server, &admin).await;
-        hello["payload"]["epoch"].as_str().unwrap().to_string()
-    };
-    let cases = [
-        (
-            1,
-            epoch.as_str(),
-            "older than the retained window (ids 4..=8 kept)",
-        ),
-        (3, epoch.as_str(), "just past the retained window"),
-        (99, epoch.as_str(), "above the newest id"),
-        (6, "another-epoch", "another epoch"),
-    ];
-    for (id, epoch, why) in cases {
-        let mut ws = Ws::channel(
-            &server.ws_base(),
-            "/ws/dashboard/",
-            &token(&admin),
-            Some((id, epoch)),
-        )
-        .await;
-        assert_eq!(ws.frame().await["type"], "connection_established", "{why}");
-        let resync = ws.frame().await;
-        assert_eq!(resync["type"], "resync_required", "{why}: {resync}");
-        assert_eq!(resync["payload"]["last_event_id"], 8, "{why}");
-        assert!(resync["payload"]["epoch"].is_string());
-        admin
-            .create_business(
-                &format!("live-{id}"),
-                &format!("live-{id}"),
-                "o@example.com",
+    let (_, hello) = dashboard(&server, &admin).await;
+    let epoch = hello["payload"]["epoch"].as_str().unwrap().to_string();
+    let connect = |last_event_id: u64, epoch: String| {
+        let (base, token) = (server.ws_base(), token(&admin));
+        async move {
+            let mut ws = Ws::channel(
+                &base,
+                "/ws/dashboard/",
+                &token,
+                Some((last_event_id, &epoch)),
             )
             .await;
-        let live = ws.event().await;
-        assert!(
-            id_of(&live) > 8,
-            "{why}: live events continue after the resync"
+            let hello = ws.frame().await;
+            assert_eq!(hello["type"], "connection_established", "{hello}");
+            (ws, hello["payload"]["last_event_id"].as_u64().unwrap())
+        }
+    };
+
+    // Ids newest-4..=newest are retained: replaying after newest-6 would skip newest-5.
+    // Each case: the position asked for (from the newest id), another epoch or the current one.
+    type Case = (fn(u64) -> u64, Option<&'static str>, &'static str);
+    let resyncs: [Case; 4] = [
+        (|_| 1, None, "far older than the retained window"),
+        (|n| n - 6, None, "the first missed event was just pruned"),
+        (|n| n + 1, None, "above the newest id"),
+        (|n| n - 1, Some("another-epoch"), "another epoch"),
+    ];
+    for (position, other_epoch, why) in resyncs {
+        let asked_epoch = other_epoch.map_or_else(|| epoch.clone(), str::to_string);
+        let (mut ws, now) = connect(position(newest), asked_epoch).await;
+        assert_eq!(now, newest, "{why}");
+        let resync = ws.frame().await;
+        assert_eq!(resync["type"], "resync_required", "{why}: {resync}");
+        assert_eq!(resync["payload"]["last_event_id"], newest, "{why}");
+        assert_eq!(resync["payload"]["epoch"], epoch.as_str(), "{why}");
+        write_next(&admin, &mut newest).await;
+        let live = ws.frame().await;
+        assert_eq!(live["type"], "business_created", "{why}: {live}");
+        assert_eq!(
+            id_of(&live),
+            newest,
+            "{why}: live continues from the next id"
         );
     }
-    // Exactly at the edge of the window it is a full replay.
-    let mut ws = Ws::channel(
-        &server.ws_base(),
-        "/ws/dashboard/",
-        &token(&admin),
-        Some((8, &epoch)),
-    )
-    .await;
-    ws.frame().await;
-    let first = ws.frame().await;
-    assert_eq!(first["type"], "business_created", "{first}");
-    assert_eq!(id_of(&first), 9);
+
+    // Positions whose every later event is retained replay whole, then go live.
+    for (position, why) in [
+        (
+            newest - 5,
+            "the edge: the first missed event is the oldest retained",
+        ),
+        (newest, "nothing missed"),
+    ] {
+        let (mut ws, _) = connect(position, epoch.clone()).await;
+        let replayed: Vec<u64> = ws
+            .events((newest - position) as usize)
+            .await
+            .iter()
+            .map(id_of)
+            .collect();
+        assert_eq!(
+            replayed,
+            (position + 1..=newest).collect::<Vec<_>>(),
+            "{why}"
+        );
+        write_next(&admin, &mut newest).await;
+        let live = ws.frame().await;
+        assert_eq!(
+            id_of(&live),
+            newest,
+            "{why}: then live, no gap, no duplicate"
+        );
+    }
+}
+
+/// Creates a business, the next event of a server where this test is the only writer.
+async fn write_next(admin: &Api, newest: &mut u64) {
+    *newest += 1;
+    let n = *newest;
+    admin
+        .create_business(&format!("S{n}"), &format!("s{n}"), "o@example.com")
+        .await;
 }
 
 /// Tokens are signed here with the server's secret and expiries chosen by the test, so no
