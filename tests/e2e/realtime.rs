@@ -667,7 +667,7 @@ async fn a_slow_reader_is_bounded_and_resumes_without_gap() {
     let (mut fast, hello) = dashboard(&server, &admin).await;
     let epoch = hello["payload"]["epoch"].as_str().unwrap().to_string();
     let (mut slow, _) = dashboard(&server, &admin).await;
-    let rss_before = rss_kib(server.pid());
+    let rss_before = server_rss_kib(&server);
     let total = 1500u64;
     let writers = (0..16).map(|w| {
         let admin = admin.clone();
@@ -699,7 +699,7 @@ async fn a_slow_reader_is_bounded_and_resumes_without_gap() {
         (1..=written).collect::<Vec<_>>(),
         "the fast reader saw everything in order"
     );
-    let rss_after = rss_kib(server.pid());
+    let rss_after = server_rss_kib(&server);
     assert!(
         rss_after < rss_before + 64 * 1024,
         "server memory stayed bounded: {rss_before} → {rss_after} KiB"
@@ -745,13 +745,10 @@ async fn a_slow_reader_is_bounded_and_resumes_without_gap() {
     );
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+fn server_rss_kib(server: &TestServer) -> u64 {
+    app::bench::procfs::sample(&server.pid().to_string())
+        .expect("the server's /proc entry")
+        .rss_kib
 }
 
 #[tokio::test]
