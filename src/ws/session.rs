@@ -2,8 +2,10 @@
 //! client frames, bus events, user notices, the ping tick, token expiry and shutdown.
 //!
 //! Outgoing frames go through a bounded queue to a writer task that writes every queued frame
-//! before one flush. A client too slow for the queue is closed with 4008 and resumes from
-//! the store on reconnect; nothing is ever buffered without limit (DESIGN invariant 5).
+//! before one flush. A full queue holds the session back while later events wait in the bus's
+//! shared ring (and, past it, in the store); a client that takes no frame for the send timeout
+//! is closed with 4008 and resumes from the store on reconnect. Nothing is ever buffered
+//! without limit (DESIGN invariant 5).
 
 use super::protocol::{
     self, ClientMessage, ClientMessageError, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_NOT_FOUND,
@@ -80,6 +82,13 @@ impl Ending {
         Self {
             close: None,
             drain: false,
+        }
+    }
+
+    fn shutdown() -> Self {
+        Self {
+            close: Some((CLOSE_GOING_AWAY, "server shutting down")),
+            drain: true,
         }
     }
 }
@@ -224,7 +233,7 @@ impl Session {
                 "expires_at": Timestamp::from_micros(self.caller.expires_at.saturating_mul(1_000_000)),
             }),
         );
-        if let Err(ending) = self.send_now(established) {
+        if let Err(ending) = self.send(established).await {
             return ending;
         }
         if let Err(ending) = self.resume(requested, epoch, newest).await {
@@ -244,15 +253,12 @@ impl Session {
         loop {
             let step = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => Err(Ending {
-                    close: Some((CLOSE_GOING_AWAY, "server shutting down")),
-                    drain: true,
-                }),
+                () = shutdown.cancelled() => Err(Ending::shutdown()),
                 () = &mut expiry => Err(Ending::close(CLOSE_UNAUTHENTICATED, "token expired")),
                 frame = stream.next() => {
                     last_heard = Instant::now();
                     match frame {
-                        Some(Ok(message)) => self.on_message(message, &mut expiry),
+                        Some(Ok(message)) => self.on_message(message, &mut expiry).await,
                         Some(Err(error)) => Err(on_read_error(&error)),
                         None => Err(Ending::silent()),
                     }
@@ -264,14 +270,14 @@ impl Session {
                     Err(RecvError::Closed) => Err(Ending::close(CLOSE_GOING_AWAY, "server shutting down")),
                 },
                 notice = notices.recv() => match notice {
-                    Ok(notice) if notice.user_id == self.caller.user.id => self.send_now(notice.frame.clone()),
+                    Ok(notice) if notice.user_id == self.caller.user.id => self.send(notice.frame.clone()).await,
                     _ => Ok(()),
                 },
                 _ = ping.tick() => {
                     if last_heard.elapsed() >= config.ws_idle_timeout {
                         Err(Ending::close(CLOSE_GOING_AWAY, "idle timeout"))
                     } else {
-                        self.send_now(Message::ping(Vec::new()))
+                        self.send(Message::ping(Vec::new())).await
                     }
                 }
             };
@@ -316,7 +322,7 @@ impl Session {
                 self.catch_up_to(newest).await
             }
             // An unknown position (another epoch, a future id, garbage): never a partial replay.
-            _ => self.resync(newest),
+            _ => self.resync(newest).await,
         }
     }
 
@@ -341,13 +347,13 @@ impl Session {
             // Pruned before (or while) we read: what went out so far is a gap-free prefix, and
             // the client refetches the rest over REST (invariant 2: never a gap).
             let Some(chunk) = chunk else {
-                return self.resync(up_to);
+                return self.resync(up_to).await;
             };
             let Some(last) = chunk.last().map(|event| event.id) else {
                 break;
             };
             for event in chunk {
-                self.send_waiting(Message::text(event.frame)).await?;
+                self.send(Message::text(event.frame)).await?;
             }
             self.cursor = last;
         }
@@ -355,12 +361,13 @@ impl Session {
         Ok(())
     }
 
-    fn resync(&mut self, newest: u64) -> Result<(), Ending> {
+    async fn resync(&mut self, newest: u64) -> Result<(), Ending> {
         self.cursor = newest;
-        self.send_now(protocol::control_frame(
+        self.send(protocol::control_frame(
             "resync_required",
             json!({"epoch": self.state.store.epoch(), "last_event_id": newest}),
         ))
+        .await
     }
 
     /// A live event from the bus.
@@ -380,7 +387,7 @@ impl Session {
         if event.kind == EventKind::BusinessUpdated && self.caller.user.role != Role::SuperAdmin {
             self.check_still_owner()?;
         }
-        self.send_now(event.frame.clone())
+        self.send(event.frame.clone()).await
     }
 
     /// An owner whose business was handed to someone else loses the channel (invariant 3).
@@ -394,7 +401,7 @@ impl Session {
         }
     }
 
-    fn on_message(
+    async fn on_message(
         &mut self,
         message: Message,
         expiry: &mut std::pin::Pin<&mut tokio::time::Sleep>,
@@ -412,56 +419,64 @@ impl Session {
             return Ok(()); // ping/pong frames: tungstenite answers pings itself
         };
         match protocol::parse_client_message(text) {
-            Ok(ClientMessage::Ping) => self.send_now(protocol::pong()),
+            Ok(ClientMessage::Ping) => self.send(protocol::pong()).await,
             Ok(ClientMessage::Auth { token }) => match self.state.authenticate_token(&token) {
                 Ok(fresh) if fresh.user.id == self.caller.user.id => {
                     self.caller = fresh;
                     expiry.as_mut().reset(self.expiry_instant());
                     let expires_at =
                         Timestamp::from_micros(self.caller.expires_at.saturating_mul(1_000_000));
-                    self.send_now(protocol::control_frame(
+                    self.send(protocol::control_frame(
                         "auth_ok",
                         json!({"expires_at": expires_at}),
                     ))
+                    .await
                 }
-                _ => self.send_now(protocol::error_frame(
-                    "bad_token",
-                    "the token is invalid, expired or another user's; the connection is unchanged",
-                )),
+                _ => {
+                    self.send(protocol::error_frame(
+                        "bad_token",
+                        "the token is invalid, expired or another user's; the connection is unchanged",
+                    ))
+                    .await
+                }
             },
             Err(ClientMessageError::Bad(reason)) => {
-                self.send_now(protocol::error_frame("bad_message", &reason))
+                self.send(protocol::error_frame("bad_message", &reason)).await
             }
             Err(ClientMessageError::UnknownType(reason)) => {
-                self.send_now(protocol::error_frame("unknown_type", &reason))
+                self.send(protocol::error_frame("unknown_type", &reason)).await
             }
         }
     }
 
-    /// Queues a frame without waiting; a full queue means the client is too slow (4008).
-    fn send_now(&self, message: Message) -> Result<(), Ending> {
-        match self.out.try_send(message) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Ending::close(
-                CLOSE_SLOW_CONSUMER,
-                "slow consumer: reconnect with last_event_id",
-            )),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Ending::silent()),
-        }
-    }
-
-    /// Queues a frame of a replay, waiting for room as long as a live peer would answer.
-    async fn send_waiting(&self, message: Message) -> Result<(), Ending> {
-        let timeout = self.state.config.ws_idle_timeout;
+    /// Queues a frame for the writer task.
+    ///
+    /// A full queue is back-pressure, not yet a verdict: the frame waits for room while later
+    /// events wait in the bus's shared ring, and a receiver that falls past the ring catches
+    /// up from the store. So a burst larger than the queue, or a writer task not scheduled
+    /// yet, never closes a reader that keeps up. A peer that takes no frame for
+    /// `ws_send_timeout` is a slow consumer (4008); memory stays bounded either way
+    /// (invariant 5).
+    async fn send(&self, message: Message) -> Result<(), Ending> {
+        let message = match self.out.try_send(message) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Ending::silent()),
+            Err(mpsc::error::TrySendError::Full(message)) => message,
+        };
+        let room = tokio::time::timeout(self.state.config.ws_send_timeout, self.out.send(message));
         tokio::select! {
-            () = self.state.shutdown.cancelled() => Err(Ending {
-                close: Some((CLOSE_GOING_AWAY, "server shutting down")),
-                drain: true,
-            }),
-            sent = tokio::time::timeout(timeout, self.out.send(message)) => match sent {
+            biased;
+            () = self.state.shutdown.cancelled() => Err(Ending::shutdown()),
+            () = tokio::time::sleep_until(self.expiry_instant()) => {
+                Err(Ending::close(CLOSE_UNAUTHENTICATED, "token expired"))
+            }
+            sent = room => match sent {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(Ending::silent()),
-                Err(_) => Err(Ending::close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect with last_event_id")),
+                Err(_) => Err(Ending::close(
+                    CLOSE_SLOW_CONSUMER,
+                    "slow consumer: reconnect with last_event_id",
+                )),
             },
         }
     }

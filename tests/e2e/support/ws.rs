@@ -57,6 +57,30 @@ impl Ws {
         }
     }
 
+    /// Connects like [`Ws::connect`], over a socket whose kernel receive buffer is fixed at
+    /// `bytes`: a client that stops reading then backs up into the server after kilobytes,
+    /// not the megabytes loopback would otherwise buffer for it.
+    pub async fn connect_with_receive_buffer(
+        ws_base: &str,
+        path_and_query: &str,
+        bytes: u32,
+    ) -> Ws {
+        let addr = ws_base
+            .trim_start_matches("ws://")
+            .parse()
+            .expect("ws://IP:PORT");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connect");
+        let request = format!("{ws_base}{path_and_query}")
+            .into_client_request()
+            .expect("request");
+        let (socket, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("WebSocket upgrade accepted");
+        Ws { socket }
+    }
+
     /// Connects to a channel with a token and optional resume position.
     pub async fn channel(
         ws_base: &str,
