@@ -119,7 +119,10 @@ pub async fn run(state: AppState, params: ConnectParams, socket: WebSocket) {
     // (DESIGN invariant 2).
     let events = state.bus.subscribe();
     let notices = state.bus.subscribe_notices();
-    let newest = state.bus.published_id();
+    // The durable watermark, not the bus's published one: the bus publishes a moment after
+    // the writer answers, and an event whose write was already answered 2xx is the past for
+    // a socket opened afterwards (replayed on resume, skipped when it arrives live), never news.
+    let newest = state.writer.durable_event_id();
 
     let metrics = state.metrics.clone();
     metrics.ws_connections.fetch_add(1, Ordering::Relaxed);

@@ -583,7 +583,11 @@ async fn isolation_holds_under_interleaved_writes() {
         ws.frame().await;
         sockets.push((business.clone(), ws));
     }
-    let (mut dash, _) = dashboard(&server, &admin).await;
+    let (mut dash, hello) = dashboard(&server, &admin).await;
+    assert_eq!(
+        hello["payload"]["last_event_id"], 3,
+        "creates already answered are the past for a socket opened after them, not news"
+    );
     // Interleave bookings across businesses from concurrent tasks, in a shuffled order.
     let per_business = 20;
     let mut order: Vec<usize> = (0..3 * per_business).map(|i| i % 3).collect();
