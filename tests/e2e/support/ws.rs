@@ -1,4 +1,6 @@
-//! A WebSocket test client: connect with a token, read frames with a deadline, expect closes.
+//! WebSocket test clients: [`Ws`] connects with a token, reads frames with a deadline and
+//! expects closes (optionally over a small kernel receive buffer, to play a slow reader);
+//! [`SilentPeer`] reads raw frames and never writes, to play a peer that has gone quiet.
 
 use super::SOON;
 use futures_util::{SinkExt, StreamExt};
