@@ -89,9 +89,13 @@ pub struct ServeArgs {
     /// A WebSocket peer silent for this long is dropped, in milliseconds.
     #[arg(long, default_value_t = 90_000, hide = true)]
     pub ws_idle_timeout_ms: u64,
-    /// Frames queued for one socket before it is closed as a slow consumer (4008).
+    /// Frames queued for one socket; a full queue holds later frames back.
     #[arg(long, default_value_t = 1024, hide = true)]
     pub ws_send_queue: usize,
+    /// A socket whose full send queue takes no frame for this long is closed as a slow
+    /// consumer (4008), in milliseconds.
+    #[arg(long, default_value_t = 10_000, hide = true)]
+    pub ws_send_timeout_ms: u64,
     /// First retry delay of a failed email, in milliseconds (doubles each try, with jitter).
     #[arg(
         long,

@@ -59,6 +59,8 @@ pub struct Config {
     pub ws_ping_interval: Duration,
     pub ws_idle_timeout: Duration,
     pub ws_send_queue: usize,
+    /// How long a socket's full send queue may take no frame before it is a slow consumer.
+    pub ws_send_timeout: Duration,
     pub mail_retry_base: Duration,
     pub mail_max_attempts: u32,
     pub mail_poll_interval: Duration,
@@ -97,6 +99,7 @@ impl Config {
             (u64::from(args.mail_max_attempts), "--mail-max-attempts"),
             (args.ws_ping_interval_ms, "--ws-ping-interval-ms"),
             (args.ws_idle_timeout_ms, "--ws-idle-timeout-ms"),
+            (args.ws_send_timeout_ms, "--ws-send-timeout-ms"),
             (args.mail_poll_interval_ms, "--mail-poll-interval-ms"),
         ] {
             if value == 0 {
@@ -124,6 +127,7 @@ impl Config {
             ws_ping_interval: Duration::from_millis(args.ws_ping_interval_ms),
             ws_idle_timeout: Duration::from_millis(args.ws_idle_timeout_ms),
             ws_send_queue: args.ws_send_queue,
+            ws_send_timeout: Duration::from_millis(args.ws_send_timeout_ms),
             mail_retry_base: Duration::from_millis(args.mail_retry_base_ms.max(1)),
             mail_max_attempts: args.mail_max_attempts,
             mail_poll_interval: Duration::from_millis(args.mail_poll_interval_ms),

@@ -9,7 +9,8 @@
 
 mod http;
 mod load;
-mod procfs;
+// Public for the e2e tests, which check the server's memory with it.
+pub mod procfs;
 mod report;
 mod scenarios;
 mod sockets;

@@ -255,9 +255,33 @@ impl Store {
         }
     }
 
+    /// One step of a replay (a resuming or lagging socket): the events with
+    /// `after < id <= up_to` that `visibility` allows, oldest first, at most `limit` of them —
+    /// or `None` when any event after `after` has already left the retention window, so the
+    /// caller resyncs instead of handing out a replay with a gap (DESIGN invariant 2).
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub fn replay_after(
+        &self,
+        visibility: &Visibility,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<Event>>, StoreError> {
+        let events = self.events_between(visibility, after, up_to, limit)?;
+        // Checked after the read, because the writer prunes while we read: the log is always
+        // one contiguous run of ids and pruning only takes its oldest, so if `after + 1` is
+        // still retained now, nothing the read wanted was missing when it ran.
+        if self.oldest_event_id()? > after + 1 {
+            return Ok(None);
+        }
+        Ok(Some(events))
+    }
+
     /// Retained events with `after < id <= up_to` that `visibility` allows, oldest first,
-    /// at most `limit` of them (the replay of a resuming socket).
-    pub fn events_between(
+    /// at most `limit` of them; silently short when pruning got there first.
+    fn events_between(
         &self,
         visibility: &Visibility,
         after: u64,
@@ -372,5 +396,80 @@ impl Store {
             .get(user_id.as_bytes())?
             .and_then(|bytes| read_u64(&bytes))
             .unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Timestamp;
+    use crate::store::codec;
+
+    fn business(name: &str) -> Business {
+        let now = Timestamp::now();
+        Business {
+            id: Uuid::new_v4(),
+            name: name.into(),
+            subdomain: name.into(),
+            owner_email: "owner@example.com".into(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// A store whose log holds `ids`, alternating between two businesses (as if the
+    /// ones before were pruned).
+    fn store_with_log(ids: std::ops::RangeInclusive<u64>) -> (tempfile::TempDir, Store, [Uuid; 2]) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 1 << 20, 100).unwrap();
+        let owners = [business("a"), business("b")];
+        for id in ids {
+            let owner = &owners[(id % 2) as usize];
+            let event =
+                Event::for_business(id, EventKind::BusinessUpdated, owner, Timestamp::now());
+            store
+                .trees
+                .events
+                .insert(u64_key(id), codec::encode(&event))
+                .unwrap();
+            store
+                .trees
+                .business_events
+                .insert(uuid_u64_key(owner.id, id), &[])
+                .unwrap();
+        }
+        (dir, store, [owners[0].id, owners[1].id])
+    }
+
+    fn ids(events: Option<Vec<Event>>) -> Option<Vec<u64>> {
+        events.map(|events| events.iter().map(|e| e.id).collect())
+    }
+
+    #[test]
+    fn a_replay_is_whole_or_refused() {
+        let (_dir, store, [even, _]) = store_with_log(4..=8);
+        let all = Visibility::All;
+        let replay = |visibility: &Visibility, after| {
+            ids(store.replay_after(visibility, after, 8, 100).unwrap())
+        };
+        assert_eq!(
+            replay(&all, 3),
+            Some(vec![4, 5, 6, 7, 8]),
+            "everything after 3 is kept"
+        );
+        assert_eq!(replay(&all, 2), None, "3 is gone");
+        assert_eq!(replay(&all, 8), Some(vec![]), "nothing missed");
+        let one = Visibility::Businesses(vec![even]);
+        assert_eq!(replay(&one, 3), Some(vec![4, 6, 8]));
+        assert_eq!(
+            replay(&one, 2),
+            None,
+            "3 was another business's, but it is gone"
+        );
+        // The writer prunes 4 while a socket that has seen 3 replays.
+        store.trees.events.remove(u64_key(4)).unwrap();
+        assert_eq!(replay(&all, 3), None);
+        assert_eq!(replay(&one, 3), None);
+        assert_eq!(replay(&all, 4), Some(vec![5, 6, 7, 8]));
     }
 }

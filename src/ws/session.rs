@@ -2,8 +2,10 @@
 //! client frames, bus events, user notices, the ping tick, token expiry and shutdown.
 //!
 //! Outgoing frames go through a bounded queue to a writer task that writes every queued frame
-//! before one flush. A client too slow for the queue is closed with 4008 and resumes from
-//! the store on reconnect; nothing is ever buffered without limit (DESIGN invariant 5).
+//! before one flush. A full queue holds the session back while later events wait in the bus's
+//! shared ring (and, past it, in the store); a client that takes no frame for the send timeout
+//! is closed with 4008 and resumes from the store on reconnect. Nothing is ever buffered
+//! without limit (DESIGN invariant 5).
 
 use super::protocol::{
     self, ClientMessage, ClientMessageError, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_NOT_FOUND,
@@ -35,6 +37,8 @@ pub const MAX_WRITE_BUFFER_BYTES: usize = 512 * 1024;
 const REPLAY_CHUNK: usize = 256;
 /// How long the writer may take to get a close frame out before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Stands in for "never" where a deadline would overflow the clock (about 30 years).
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
 /// What the client asked for in the URL.
 #[derive(Debug)]
@@ -80,6 +84,13 @@ impl Ending {
             drain: false,
         }
     }
+
+    fn shutdown() -> Self {
+        Self {
+            close: Some((CLOSE_GOING_AWAY, "server shutting down")),
+            drain: true,
+        }
+    }
 }
 
 /// Runs one connection to its end.
@@ -108,7 +119,10 @@ pub async fn run(state: AppState, params: ConnectParams, socket: WebSocket) {
     // (DESIGN invariant 2).
     let events = state.bus.subscribe();
     let notices = state.bus.subscribe_notices();
-    let newest = state.bus.published_id();
+    // The durable watermark, not the bus's published one: the bus publishes a moment after
+    // the writer answers, and an event whose write was already answered 2xx is the past for
+    // a socket opened afterwards (replayed on resume, skipped when it arrives live), never news.
+    let newest = state.writer.durable_event_id();
 
     let metrics = state.metrics.clone();
     metrics.ws_connections.fetch_add(1, Ordering::Relaxed);
@@ -222,7 +236,7 @@ impl Session {
                 "expires_at": Timestamp::from_micros(self.caller.expires_at.saturating_mul(1_000_000)),
             }),
         );
-        if let Err(ending) = self.send_now(established) {
+        if let Err(ending) = self.send(established).await {
             return ending;
         }
         if let Err(ending) = self.resume(requested, epoch, newest).await {
@@ -242,15 +256,12 @@ impl Session {
         loop {
             let step = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => Err(Ending {
-                    close: Some((CLOSE_GOING_AWAY, "server shutting down")),
-                    drain: true,
-                }),
+                () = shutdown.cancelled() => Err(Ending::shutdown()),
                 () = &mut expiry => Err(Ending::close(CLOSE_UNAUTHENTICATED, "token expired")),
                 frame = stream.next() => {
                     last_heard = Instant::now();
                     match frame {
-                        Some(Ok(message)) => self.on_message(message, &mut expiry),
+                        Some(Ok(message)) => self.on_message(message, &mut expiry).await,
                         Some(Err(error)) => Err(on_read_error(&error)),
                         None => Err(Ending::silent()),
                     }
@@ -262,14 +273,14 @@ impl Session {
                     Err(RecvError::Closed) => Err(Ending::close(CLOSE_GOING_AWAY, "server shutting down")),
                 },
                 notice = notices.recv() => match notice {
-                    Ok(notice) if notice.user_id == self.caller.user.id => self.send_now(notice.frame.clone()),
+                    Ok(notice) if notice.user_id == self.caller.user.id => self.send(notice.frame.clone()).await,
                     _ => Ok(()),
                 },
                 _ = ping.tick() => {
                     if last_heard.elapsed() >= config.ws_idle_timeout {
                         Err(Ending::close(CLOSE_GOING_AWAY, "idle timeout"))
                     } else {
-                        self.send_now(Message::ping(Vec::new()))
+                        self.send(Message::ping(Vec::new())).await
                     }
                 }
             };
@@ -279,9 +290,20 @@ impl Session {
         }
     }
 
+    /// When the caller's token expires, on the runtime's clock.
     fn expiry_instant(&self) -> Instant {
-        let left = self.caller.expires_at - Timestamp::now().as_unix_seconds();
-        Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
+        // In microseconds: whole seconds would keep an expired token's socket open for up to
+        // a second (a token is expired once `exp` <= now, API.md).
+        let left = self
+            .caller
+            .expires_at
+            .saturating_mul(1_000_000)
+            .saturating_sub(Timestamp::now().as_micros());
+        let left = Duration::from_micros(u64::try_from(left).unwrap_or(0));
+        // `app token --ttl` can mint a token that outlives any clock.
+        Instant::now()
+            .checked_add(left)
+            .unwrap_or_else(|| Instant::now() + FAR_FUTURE)
     }
 
     /// Handles `last_event_id`/`epoch`: replay what was missed, or tell the client to resync.
@@ -303,7 +325,7 @@ impl Session {
                 self.catch_up_to(newest).await
             }
             // An unknown position (another epoch, a future id, garbage): never a partial replay.
-            _ => self.resync(newest),
+            _ => self.resync(newest).await,
         }
     }
 
@@ -316,27 +338,25 @@ impl Session {
     /// Sends every visible event in `(cursor, up_to]` from the store, or `resync_required` when
     /// part of that range is no longer retained.
     async fn catch_up_to(&mut self, up_to: u64) -> Result<(), Ending> {
-        let oldest = self.state.store.oldest_event_id().map_err(|error| {
-            tracing::error!(%error, "reading the event log failed");
-            Ending::close(CLOSE_GOING_AWAY, "server error")
-        })?;
-        if self.cursor + 1 < oldest {
-            return self.resync(up_to);
-        }
         while self.cursor < up_to {
             let chunk = self
                 .state
                 .store
-                .events_between(&self.visibility, self.cursor, up_to, REPLAY_CHUNK)
+                .replay_after(&self.visibility, self.cursor, up_to, REPLAY_CHUNK)
                 .map_err(|error| {
                     tracing::error!(%error, "replay failed");
                     Ending::close(CLOSE_GOING_AWAY, "server error")
                 })?;
+            // Pruned before (or while) we read: what went out so far is a gap-free prefix, and
+            // the client refetches the rest over REST (invariant 2: never a gap).
+            let Some(chunk) = chunk else {
+                return self.resync(up_to).await;
+            };
             let Some(last) = chunk.last().map(|event| event.id) else {
                 break;
             };
             for event in chunk {
-                self.send_waiting(Message::text(event.frame)).await?;
+                self.send(Message::text(event.frame)).await?;
             }
             self.cursor = last;
         }
@@ -344,12 +364,13 @@ impl Session {
         Ok(())
     }
 
-    fn resync(&mut self, newest: u64) -> Result<(), Ending> {
+    async fn resync(&mut self, newest: u64) -> Result<(), Ending> {
         self.cursor = newest;
-        self.send_now(protocol::control_frame(
+        self.send(protocol::control_frame(
             "resync_required",
             json!({"epoch": self.state.store.epoch(), "last_event_id": newest}),
         ))
+        .await
     }
 
     /// A live event from the bus.
@@ -369,7 +390,7 @@ impl Session {
         if event.kind == EventKind::BusinessUpdated && self.caller.user.role != Role::SuperAdmin {
             self.check_still_owner()?;
         }
-        self.send_now(event.frame.clone())
+        self.send(event.frame.clone()).await
     }
 
     /// An owner whose business was handed to someone else loses the channel (invariant 3).
@@ -383,7 +404,7 @@ impl Session {
         }
     }
 
-    fn on_message(
+    async fn on_message(
         &mut self,
         message: Message,
         expiry: &mut std::pin::Pin<&mut tokio::time::Sleep>,
@@ -401,56 +422,64 @@ impl Session {
             return Ok(()); // ping/pong frames: tungstenite answers pings itself
         };
         match protocol::parse_client_message(text) {
-            Ok(ClientMessage::Ping) => self.send_now(protocol::pong()),
+            Ok(ClientMessage::Ping) => self.send(protocol::pong()).await,
             Ok(ClientMessage::Auth { token }) => match self.state.authenticate_token(&token) {
                 Ok(fresh) if fresh.user.id == self.caller.user.id => {
                     self.caller = fresh;
                     expiry.as_mut().reset(self.expiry_instant());
                     let expires_at =
                         Timestamp::from_micros(self.caller.expires_at.saturating_mul(1_000_000));
-                    self.send_now(protocol::control_frame(
+                    self.send(protocol::control_frame(
                         "auth_ok",
                         json!({"expires_at": expires_at}),
                     ))
+                    .await
                 }
-                _ => self.send_now(protocol::error_frame(
-                    "bad_token",
-                    "the token is invalid, expired or another user's; the connection is unchanged",
-                )),
+                _ => {
+                    self.send(protocol::error_frame(
+                        "bad_token",
+                        "the token is invalid, expired or another user's; the connection is unchanged",
+                    ))
+                    .await
+                }
             },
             Err(ClientMessageError::Bad(reason)) => {
-                self.send_now(protocol::error_frame("bad_message", &reason))
+                self.send(protocol::error_frame("bad_message", &reason)).await
             }
             Err(ClientMessageError::UnknownType(reason)) => {
-                self.send_now(protocol::error_frame("unknown_type", &reason))
+                self.send(protocol::error_frame("unknown_type", &reason)).await
             }
         }
     }
 
-    /// Queues a frame without waiting; a full queue means the client is too slow (4008).
-    fn send_now(&self, message: Message) -> Result<(), Ending> {
-        match self.out.try_send(message) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Ending::close(
-                CLOSE_SLOW_CONSUMER,
-                "slow consumer: reconnect with last_event_id",
-            )),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Ending::silent()),
-        }
-    }
-
-    /// Queues a frame of a replay, waiting for room as long as a live peer would answer.
-    async fn send_waiting(&self, message: Message) -> Result<(), Ending> {
-        let timeout = self.state.config.ws_idle_timeout;
+    /// Queues a frame for the writer task.
+    ///
+    /// A full queue is back-pressure, not yet a verdict: the frame waits for room while later
+    /// events wait in the bus's shared ring, and a receiver that falls past the ring catches
+    /// up from the store. So a burst larger than the queue, or a writer task not scheduled
+    /// yet, never closes a reader that keeps up. A peer that takes no frame for
+    /// `ws_send_timeout` is a slow consumer (4008); memory stays bounded either way
+    /// (invariant 5).
+    async fn send(&self, message: Message) -> Result<(), Ending> {
+        let message = match self.out.try_send(message) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Ending::silent()),
+            Err(mpsc::error::TrySendError::Full(message)) => message,
+        };
+        let room = tokio::time::timeout(self.state.config.ws_send_timeout, self.out.send(message));
         tokio::select! {
-            () = self.state.shutdown.cancelled() => Err(Ending {
-                close: Some((CLOSE_GOING_AWAY, "server shutting down")),
-                drain: true,
-            }),
-            sent = tokio::time::timeout(timeout, self.out.send(message)) => match sent {
+            biased;
+            () = self.state.shutdown.cancelled() => Err(Ending::shutdown()),
+            () = tokio::time::sleep_until(self.expiry_instant()) => {
+                Err(Ending::close(CLOSE_UNAUTHENTICATED, "token expired"))
+            }
+            sent = room => match sent {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(Ending::silent()),
-                Err(_) => Err(Ending::close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect with last_event_id")),
+                Err(_) => Err(Ending::close(
+                    CLOSE_SLOW_CONSUMER,
+                    "slow consumer: reconnect with last_event_id",
+                )),
             },
         }
     }

@@ -9,7 +9,7 @@ pub mod ws;
 
 #[allow(unused_imports)]
 pub use server::{TestServer, ADMIN_EMAIL, ADMIN_PASSWORD};
-pub use ws::{Ws, WsEvent};
+pub use ws::{RawFrame, SilentPeer, Ws, WsEvent};
 
 use serde_json::{json, Value};
 use std::time::Duration;
