@@ -152,12 +152,14 @@ export class TestServer {
 
 /**
  * Starts a server on a fresh data folder; `dispose()` stops it and removes the folder.
- * `env` is added to the server's environment (e.g. `APP_EVENT_RETENTION`).
+ * `env` is added to the server's environment (e.g. `APP_EVENT_RETENTION`); `addr` replaces
+ * the listen address `127.0.0.1:0` (e.g. `0.0.0.0:0`).
  */
-export async function startServer(env = {}) {
+export async function startServer(env = {}, { addr } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'app-browser-'));
   const server = new TestServer(dir);
   server.env = { ...env };
+  if (addr) server.addr = addr;
   server.dispose = async () => {
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
