@@ -4,7 +4,7 @@
 //! carries the Message-ID of its first try.
 
 use crate::support::smtp::{MimeEntity, ReceivedMail, SmtpMode, SmtpSink};
-use crate::support::{eventually, Api, TestServer};
+use crate::support::{eventually, metric, Api, TestServer};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -41,29 +41,10 @@ async fn server_with_sink(sink: &SmtpSink, extra: &[&str]) -> TestServer {
     TestServer::start_with(&args, &[]).await
 }
 
-/// A value from `/metrics` (0 when absent).
-async fn metric(server: &TestServer, name: &str) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 /// Waits until `/metrics` shows `name` at `value`.
 async fn metric_becomes(server: &TestServer, name: &str, value: u64) {
     eventually(&format!("{name} = {value}"), || async move {
-        (metric(server, name).await == value).then_some(())
+        (metric(&server.base, name).await == value).then_some(())
     })
     .await;
 }
@@ -221,8 +202,8 @@ async fn each_mail_reaches_its_recipients_with_subject_both_bodies_headers_and_e
     assert_eq!(ids.len(), 4, "one Message-ID per mail");
     assert_eq!(received.len(), 4, "nothing else was sent");
     metric_becomes(&server, "app_outbox_sent_total", 4).await;
-    assert_eq!(metric(&server, "app_outbox_pending").await, 0);
-    assert_eq!(metric(&server, "app_outbox_failed_total").await, 0);
+    assert_eq!(metric(&server.base, "app_outbox_pending").await, 0);
+    assert_eq!(metric(&server.base, "app_outbox_failed_total").await, 0);
 }
 
 fn subjects(mails: &[ReceivedMail]) -> Vec<String> {
@@ -243,11 +224,11 @@ async fn mails_written_while_smtp_is_down_arrive_exactly_once_when_it_is_back() 
     }
     // Every row has been tried against the closed port at least once, and is still queued.
     eventually("a failed try of each mail", || async {
-        (metric(&server, "app_outbox_retries_total").await >= 5).then_some(())
+        (metric(&server.base, "app_outbox_retries_total").await >= 5).then_some(())
     })
     .await;
-    assert_eq!(metric(&server, "app_outbox_pending").await, 5);
-    assert_eq!(metric(&server, "app_outbox_sent_total").await, 0);
+    assert_eq!(metric(&server.base, "app_outbox_pending").await, 5);
+    assert_eq!(metric(&server.base, "app_outbox_sent_total").await, 0);
 
     sink.up().await;
     metric_becomes(&server, "app_outbox_sent_total", 5).await;
@@ -266,7 +247,7 @@ async fn mails_written_while_smtp_is_down_arrive_exactly_once_when_it_is_back() 
         .map(|mail| mail.rcpt_to[0].clone())
         .collect();
     assert_eq!(recipients, owners);
-    assert_eq!(metric(&server, "app_outbox_failed_total").await, 0);
+    assert_eq!(metric(&server.base, "app_outbox_failed_total").await, 0);
 }
 
 /// The mails grouped by Message-ID.
@@ -470,8 +451,8 @@ async fn a_permanent_rejection_fails_the_row_after_one_try_and_retry_sends_it() 
     // Let ten poll intervals (and forty retry bases) pass: a failed row is never tried again.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(sink.attempts(), 1, "one try, no retry storm");
-    assert_eq!(metric(&server, "app_outbox_retries_total").await, 0);
-    assert_eq!(metric(&server, "app_outbox_pending").await, 0);
+    assert_eq!(metric(&server.base, "app_outbox_retries_total").await, 0);
+    assert_eq!(metric(&server.base, "app_outbox_pending").await, 0);
     assert!(sink.received().is_empty());
     assert_eq!(server.stop(), Some(0));
 
@@ -528,8 +509,8 @@ async fn temporary_rejections_are_retried_up_to_the_last_try_then_kept_as_failed
 
     metric_becomes(&server, "app_outbox_failed_total", 1).await;
     assert_eq!(sink.attempts(), 3, "exactly --mail-max-attempts tries");
-    assert_eq!(metric(&server, "app_outbox_retries_total").await, 2);
-    assert_eq!(metric(&server, "app_outbox_pending").await, 0);
+    assert_eq!(metric(&server.base, "app_outbox_retries_total").await, 2);
+    assert_eq!(metric(&server.base, "app_outbox_pending").await, 0);
     assert_eq!(server.stop(), Some(0));
 
     let listing = stdout(&app(&["outbox", "list", "--failed"], server.data_dir()));

@@ -2,8 +2,8 @@
 
 use crate::rest_support::{claims_for, me, server_secret, sign};
 use crate::support::{
-    eventually, Api, RawFrame, SilentPeer, TestServer, Ws, WsEvent, ADMIN_EMAIL, ADMIN_PASSWORD,
-    SOON,
+    eventually, metric, Api, RawFrame, SilentPeer, TestServer, Ws, WsEvent, ADMIN_EMAIL,
+    ADMIN_PASSWORD, SOON,
 };
 use futures_util::future::join_all;
 use jsonwebtoken::Algorithm;
@@ -714,7 +714,9 @@ async fn a_slow_reader_is_bounded_and_resumes_without_gap() {
                 });
                 join_all(writers).await;
                 written += 16 * 32;
-                if written >= 10_000 && metric(&admin, "app_ws_slow_consumers_total").await >= 1 {
+                if written >= 10_000
+                    && metric(&admin.base, "app_ws_slow_consumers_total").await >= 1
+                {
                     return written;
                 }
                 assert!(
@@ -790,25 +792,6 @@ fn server_rss_kib(server: &TestServer) -> u64 {
     app::bench::procfs::sample(&server.pid().to_string())
         .expect("the server's /proc entry")
         .rss_kib
-}
-
-/// A counter from `/metrics`.
-async fn metric(api: &Api, name: &str) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", api.base))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
 }
 
 #[tokio::test]

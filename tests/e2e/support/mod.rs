@@ -14,6 +14,25 @@ pub use ws::{RawFrame, SilentPeer, Ws, WsEvent};
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// A value from the server's `/metrics` at `base`; a metric that is missing fails the test.
+pub async fn metric(base: &str, name: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
+}
+
 /// A deadline for anything that should happen "soon" on a busy 2-core machine.
 pub const SOON: Duration = Duration::from_secs(10);
 
