@@ -2,7 +2,8 @@
 //!
 //! Architecture (DESIGN.md): API handlers ([`api`]) validate input and hand every change to
 //! the single [`writer`], which applies it as one sled transaction over the [`store`] (entity,
-//! event, activity entry and outbox rows together) and replies after the group-commit flush.
+//! event — which is also its activity entry — and outbox rows together) and replies after the
+//! group-commit flush.
 //! A sled watcher on the `events` tree feeds the [`bus`] (a tokio broadcast channel), which
 //! publishes each event once it is durable, in id order. WebSocket sessions ([`ws`]) and the
 //! [`mail`] drainer subscribe to it (the drainer as a doorbell: it sends the outbox rows the

@@ -21,9 +21,13 @@ use crate::domain::Timestamp;
 use sled::transaction::TransactionError;
 use std::path::Path;
 
-/// The schema version this build writes; `open` refuses a store from a newer build.
-pub const SCHEMA_VERSION: u64 = 1;
-/// How many entries the activity log keeps (the design's "last 50").
+/// The schema version this build writes; `open` refuses a store from a newer build and
+/// migrates an older one (see [`Store::migrate`]).
+///
+/// - 1: the activity log was a tree of its own, a copy of the newest 50 events.
+/// - 2: the activity log is read from the `events` tree, which keeps at least 50 events.
+pub const SCHEMA_VERSION: u64 = 2;
+/// How many entries the activity log shows (the design's "last 50"): the newest 50 events.
 pub const ACTIVITY_LIMIT: u64 = 50;
 
 /// Why a store operation failed, split by how the caller reacts.
@@ -90,7 +94,6 @@ pub(crate) struct Trees {
     pub reservation_counts: sled::Tree,
     pub events: sled::Tree,
     pub business_events: sled::Tree,
-    pub activity: sled::Tree,
     pub outbox: sled::Tree,
     pub outbox_sent: sled::Tree,
     pub receipts: sled::Tree,
@@ -115,6 +118,9 @@ pub struct Store {
     epoch: std::sync::Arc<str>,
     /// How many events the log keeps for resume.
     retention: u64,
+    /// How many events the `events` tree holds: the retention, but never fewer than the
+    /// activity log shows.
+    log_capacity: u64,
     /// Users as authentication reads them; the writer clears it when a user changes.
     user_cache: std::sync::Arc<user_cache::UserCache>,
 }
@@ -152,31 +158,37 @@ impl Store {
             reservation_counts: tree("reservation_counts")?,
             events: tree("events")?,
             business_events: tree("business_events")?,
-            activity: tree("activity")?,
             outbox: tree("outbox")?,
             outbox_sent: tree("outbox_sent")?,
             receipts: tree("receipts")?,
         };
-        let epoch = Self::init_meta(&trees.meta)?;
+        let epoch = Self::init_meta(&db, &trees.meta)?;
         db.flush()?;
+        let retention = retention.max(1);
         let store = Self {
             db,
             trees,
             epoch: epoch.into(),
-            retention: retention.max(1),
+            retention,
+            log_capacity: retention.max(ACTIVITY_LIMIT),
             user_cache: Default::default(),
         };
         store.prune_events()?;
         Ok(store)
     }
 
-    /// Writes the schema version and epoch on first open; checks them afterwards.
-    fn init_meta(meta: &sled::Tree) -> Result<String, StoreError> {
+    /// Writes the schema version and epoch on first open; checks them afterwards, migrating
+    /// a store written by an older build.
+    fn init_meta(db: &sled::Db, meta: &sled::Tree) -> Result<String, StoreError> {
         match meta.get(meta_keys::SCHEMA_VERSION)? {
             Some(bytes) => {
                 let found: u64 = decode("meta", &bytes)?;
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::TooNew { found });
+                }
+                if found < SCHEMA_VERSION {
+                    Self::migrate(db, found)?;
+                    meta.insert(meta_keys::SCHEMA_VERSION, codec::encode(&SCHEMA_VERSION))?;
                 }
             }
             None => {
@@ -191,11 +203,22 @@ impl Store {
         Ok(epoch)
     }
 
-    /// Drops events beyond the retention bound, for a store reopened with a smaller one.
+    /// Brings a store of schema version `from` to [`SCHEMA_VERSION`]. Each step may run again
+    /// if the process dies before the new version is written, so each is idempotent.
+    fn migrate(db: &sled::Db, from: u64) -> Result<(), StoreError> {
+        if from < 2 {
+            // 1 → 2: the activity tree was a copy of the newest 50 events, which the events
+            // tree holds too; the activity log is now read from there.
+            db.drop_tree("activity")?;
+        }
+        Ok(())
+    }
+
+    /// Drops events beyond the log's capacity, for a store reopened with a smaller retention.
     /// Runs before the writer starts, so nothing races it.
     fn prune_events(&self) -> Result<(), StoreError> {
         let next = self.next_event_id()?;
-        let keep_from = next.saturating_sub(self.retention).max(1);
+        let keep_from = next.saturating_sub(self.log_capacity).max(1);
         for entry in self.trees.events.range(..keys::u64_key(keep_from)) {
             let (key, value) = entry?;
             let event: crate::domain::Event = decode("events", &value)?;
@@ -218,7 +241,7 @@ impl Store {
         &self.epoch
     }
 
-    /// How many events the log keeps.
+    /// How many events the log keeps for resume.
     pub fn retention(&self) -> u64 {
         self.retention
     }
@@ -261,5 +284,128 @@ impl Store {
     /// The current time, as the store stamps records.
     pub fn now() -> Timestamp {
         Timestamp::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::NewBusiness;
+
+    fn stamp() -> MailStamp {
+        MailStamp {
+            epoch: "e".into(),
+            domain: "example.com".into(),
+        }
+    }
+
+    /// Applies `n` business creates, one per batch, and returns the newest event id.
+    fn create_businesses(store: &Store, n: u64) -> u64 {
+        for i in 0..n {
+            let create = Mutation::CreateBusiness(NewBusiness {
+                name: format!("Salon {i}"),
+                subdomain: format!("s{i}"),
+                owner_email: "owner@example.com".into(),
+            });
+            store.apply(&create, &stamp()).unwrap();
+        }
+        store.next_event_id().unwrap() - 1
+    }
+
+    fn ids(events: &[crate::domain::Event]) -> Vec<u64> {
+        events.iter().map(|event| event.id).collect()
+    }
+
+    #[test]
+    fn a_version_1_store_drops_its_activity_copy_and_reads_activity_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            // A version 1 store: the same log, plus the activity tree it used to keep.
+            let store = Store::open(&path, 1 << 20, 100).unwrap();
+            let newest = create_businesses(&store, 60);
+            let activity = store.db.open_tree("activity").unwrap();
+            for id in newest - 49..=newest {
+                let event = store.trees.events.get(keys::u64_key(id)).unwrap().unwrap();
+                activity.insert(keys::u64_key(id), event).unwrap();
+            }
+            store
+                .trees
+                .meta
+                .insert(meta_keys::SCHEMA_VERSION, codec::encode(&1u64))
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(&path, 1 << 20, 100).unwrap();
+        let version: u64 = decode(
+            "meta",
+            &store
+                .trees
+                .meta
+                .get(meta_keys::SCHEMA_VERSION)
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(!store
+            .db
+            .tree_names()
+            .iter()
+            .any(|name| name.as_ref() == b"activity"));
+        let activity = store.activity(&Visibility::All, None, 60).unwrap();
+        assert_eq!(ids(&activity), (11..=60).rev().collect::<Vec<u64>>());
+        // Reopening a migrated store changes nothing.
+        drop(store);
+        let store = Store::open(&path, 1 << 20, 100).unwrap();
+        assert_eq!(
+            store.activity(&Visibility::All, None, 60).unwrap().len(),
+            50
+        );
+    }
+
+    #[test]
+    fn a_store_from_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = Store::open(&path, 1 << 20, 100).unwrap();
+            let newer = SCHEMA_VERSION + 1;
+            store
+                .trees
+                .meta
+                .insert(meta_keys::SCHEMA_VERSION, codec::encode(&newer))
+                .unwrap();
+            store.flush().unwrap();
+        }
+        assert!(matches!(
+            Store::open(&path, 1 << 20, 100),
+            Err(StoreError::TooNew { .. })
+        ));
+    }
+
+    #[test]
+    fn a_retention_under_50_still_shows_50_activities_but_replays_only_what_it_retains() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 1 << 20, 5).unwrap();
+        let newest = create_businesses(&store, 60);
+        assert_eq!(newest, 60);
+        let all = Visibility::All;
+        let activity = store.activity(&all, None, newest).unwrap();
+        assert_eq!(ids(&activity), (11..=60).rev().collect::<Vec<u64>>());
+        // Activity up to the durable watermark: the newest 50 written, of which 40 are durable.
+        assert_eq!(store.activity(&all, None, 50).unwrap().len(), 40);
+        assert_eq!(store.oldest_event_id().unwrap(), 56);
+        assert!(store.replay_after(&all, 54, newest, 100).unwrap().is_none());
+        let replay = store.replay_after(&all, 55, newest, 100).unwrap().unwrap();
+        assert_eq!(ids(&replay), [56, 57, 58, 59, 60]);
+        let (unread, items) = store.notifications(&all, 0, newest, 50).unwrap();
+        assert_eq!((unread, ids(&items)), (5, vec![60, 59, 58, 57, 56]));
+        let owner = store.owned_business_ids("owner@example.com").unwrap();
+        let mine = Visibility::Businesses(owner);
+        let (unread, items) = store.notifications(&mine, 0, newest, 50).unwrap();
+        assert_eq!((unread, ids(&items)), (5, vec![60, 59, 58, 57, 56]));
+        let (unread, _) = store.notifications(&mine, 58, newest, 50).unwrap();
+        assert_eq!(unread, 2);
     }
 }

@@ -1,6 +1,7 @@
 //! Every change to the store, applied inside a sled transaction over all the trees it
-//! touches: the entity, its event, its activity entry and its outbox rows commit together or
-//! not at all (DESIGN "writer"). The writer hands over a whole batch, which normally commits
+//! touches: the entity, its event (which is its activity entry too: the activity log is the
+//! newest events of the log) and its outbox rows commit together or not at all (DESIGN
+//! "writer"). The writer hands over a whole batch, which normally commits
 //! as one transaction (see [`Store::apply_batch`]).
 //!
 //! Only the single writer thread calls [`Store::apply_batch`], so reads taken just before a
@@ -9,7 +10,7 @@
 //! timestamps are chosen before the transaction starts.
 
 use super::keys::{email_u64_key, u64_key, uuid_u64_key};
-use super::{codec, decode, meta_keys, Store, StoreError, ACTIVITY_LIMIT};
+use super::{codec, decode, meta_keys, Store, StoreError};
 use crate::domain::{
     Business, BusinessPatch, Event, EventKind, MailKind, NewBusiness, NewReservation, NewUser,
     OutboxMail, OutboxStatus, Reservation, ReservationStatus, Timestamp, User,
@@ -73,7 +74,6 @@ struct Tx<'a> {
     reservation_counts: &'a TransactionalTree,
     events: &'a TransactionalTree,
     business_events: &'a TransactionalTree,
-    activity: &'a TransactionalTree,
     outbox: &'a TransactionalTree,
     receipts: &'a TransactionalTree,
 }
@@ -143,19 +143,16 @@ impl Tx<'_> {
         Ok(id)
     }
 
-    /// Appends `event` to the log, the per-business index and the activity log, and drops
-    /// whatever falls out of the retention window and the 50-entry activity log.
-    fn append_event(&self, event: &Event, retention: u64) -> TxResult<()> {
-        let encoded = codec::encode(event);
-        self.events.insert(&u64_key(event.id), encoded.clone())?;
+    /// Appends `event` to the log and the per-business index, and drops whatever falls out
+    /// of the log's `capacity` (the retention, at least the activity log's 50: the activity
+    /// log is the newest events of this log).
+    fn append_event(&self, event: &Event, capacity: u64) -> TxResult<()> {
+        self.events
+            .insert(&u64_key(event.id), codec::encode(event))?;
         self.business_events
             .insert(&uuid_u64_key(event.business_id, event.id), &[])?;
-        self.activity.insert(&u64_key(event.id), encoded)?;
-        if event.id > ACTIVITY_LIMIT {
-            self.activity.remove(&u64_key(event.id - ACTIVITY_LIMIT))?;
-        }
-        if event.id > retention {
-            let old_id = event.id - retention;
+        if event.id > capacity {
+            let old_id = event.id - capacity;
             if let Some(bytes) = self.events.remove(&u64_key(old_id))? {
                 let old: Event = tx_decode("events", &bytes)?;
                 self.business_events
@@ -301,7 +298,8 @@ impl Store {
         let (mut start, mut end) = (0, prepared.len());
         // Each turn either settles `start..end` or shrinks `end`, so this ends.
         while start < prepared.len() {
-            match self.transact(|tx| apply_all(tx, &prepared[start..end], stamp, self.retention)) {
+            match self.transact(|tx| apply_all(tx, &prepared[start..end], stamp, self.log_capacity))
+            {
                 Ok(done) => {
                     outcomes.extend(done.into_iter().map(Ok));
                     start = end;
@@ -369,7 +367,6 @@ impl Store {
             &t.reservation_counts,
             &t.events,
             &t.business_events,
-            &t.activity,
             &t.outbox,
             &t.receipts,
         ];
@@ -387,9 +384,8 @@ impl Store {
                 reservation_counts: &view[9],
                 events: &view[10],
                 business_events: &view[11],
-                activity: &view[12],
-                outbox: &view[13],
-                receipts: &view[14],
+                outbox: &view[12],
+                receipts: &view[13],
             };
             body(&tx)
         })
@@ -456,11 +452,11 @@ fn apply_all(
     tx: &Tx<'_>,
     prepared: &[Prepared<'_>],
     stamp: &MailStamp,
-    retention: u64,
+    capacity: u64,
 ) -> ConflictableTransactionResult<Vec<(Applied, Option<u64>)>, Refused> {
     let mut done = Vec::with_capacity(prepared.len());
     for (index, mutation) in prepared.iter().enumerate() {
-        match tx.apply(mutation, stamp, retention) {
+        match tx.apply(mutation, stamp, capacity) {
             Ok(outcome) => done.push(outcome),
             Err(ConflictableTransactionError::Abort(error)) => {
                 return Err(ConflictableTransactionError::Abort(Refused {
@@ -486,28 +482,28 @@ impl Tx<'_> {
         &self,
         mutation: &Prepared<'_>,
         stamp: &MailStamp,
-        retention: u64,
+        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         match mutation {
             Prepared::CreateUser(user) => self.create_user(user),
-            Prepared::CreateBusiness(business) => self.create_business(business, stamp, retention),
+            Prepared::CreateBusiness(business) => self.create_business(business, stamp, capacity),
             Prepared::UpdateBusiness { id, patch, now } => {
-                self.update_business(*id, patch, *now, retention)
+                self.update_business(*id, patch, *now, capacity)
             }
             Prepared::DeleteBusiness {
                 id,
                 now,
                 reservation_keys,
                 reservation_ids,
-            } => self.delete_business(*id, *now, reservation_keys, reservation_ids, retention),
+            } => self.delete_business(*id, *now, reservation_keys, reservation_ids, capacity),
             Prepared::CreateReservation(reservation) => {
-                self.create_reservation(reservation, stamp, retention)
+                self.create_reservation(reservation, stamp, capacity)
             }
             Prepared::CancelReservation {
                 business_id,
                 reservation_id,
                 now,
-            } => self.cancel_reservation(*business_id, *reservation_id, *now, stamp, retention),
+            } => self.cancel_reservation(*business_id, *reservation_id, *now, stamp, capacity),
             Prepared::MarkRead { user_id, up_to } => self.mark_read(*user_id, *up_to),
         }
     }
@@ -532,7 +528,7 @@ impl Tx<'_> {
         &self,
         business: &Business,
         stamp: &MailStamp,
-        retention: u64,
+        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         if self
             .subdomains
@@ -564,7 +560,7 @@ impl Tx<'_> {
             business,
             business.created_at,
         );
-        self.append_event(&event, retention)?;
+        self.append_event(&event, capacity)?;
         self.enqueue_mail(
             stamp,
             MailKind::Welcome,
@@ -581,7 +577,7 @@ impl Tx<'_> {
         id: Uuid,
         patch: &BusinessPatch,
         now: Timestamp,
-        retention: u64,
+        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let mut record = self.business(id)?;
         let old_owner = record.business.owner_email.clone();
@@ -604,7 +600,7 @@ impl Tx<'_> {
         let event_id = self.take_event_id()?;
         let event =
             Event::for_business(event_id, EventKind::BusinessUpdated, &record.business, now);
-        self.append_event(&event, retention)?;
+        self.append_event(&event, capacity)?;
         Ok((Applied::Business(record.business), Some(event_id)))
     }
 
@@ -614,7 +610,7 @@ impl Tx<'_> {
         now: Timestamp,
         reservation_keys: &[sled::IVec],
         reservation_ids: &[Uuid],
-        retention: u64,
+        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let record = self.business(id)?;
         let business = &record.business;
@@ -637,7 +633,7 @@ impl Tx<'_> {
         )?;
         let event_id = self.take_event_id()?;
         let event = Event::for_business(event_id, EventKind::BusinessDeleted, business, now);
-        self.append_event(&event, retention)?;
+        self.append_event(&event, capacity)?;
         Ok((Applied::Deleted(record.business), Some(event_id)))
     }
 
@@ -645,7 +641,7 @@ impl Tx<'_> {
         &self,
         reservation: &Reservation,
         stamp: &MailStamp,
-        retention: u64,
+        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let business_id = reservation.business_id;
         let record = self.business(business_id)?;
@@ -663,7 +659,7 @@ impl Tx<'_> {
             reservation,
             reservation.created_at,
         );
-        self.append_event(&event, retention)?;
+        self.append_event(&event, capacity)?;
         self.enqueue_mail(
             stamp,
             MailKind::ReservationConfirmation,
@@ -689,7 +685,7 @@ impl Tx<'_> {
         reservation_id: Uuid,
         now: Timestamp,
         stamp: &MailStamp,
-        retention: u64,
+        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let record = self.business(business_id)?;
         let Some(key) = self.reservation_ids.get(reservation_id.as_bytes())? else {
@@ -720,7 +716,7 @@ impl Tx<'_> {
             &reservation,
             now,
         );
-        self.append_event(&event, retention)?;
+        self.append_event(&event, capacity)?;
         self.enqueue_mail(
             stamp,
             MailKind::CancellationNotice,

@@ -7,7 +7,7 @@ use super::keys::{
     email_prefix, email_u64_key, read_u64, read_uuid, u64_key, uuid_u64_key, uuid_u64_suffix,
 };
 use super::mutations::BusinessRecord;
-use super::{decode, meta_keys, Store, StoreError};
+use super::{decode, meta_keys, Store, StoreError, ACTIVITY_LIMIT};
 use crate::domain::{Business, Event, EventKind, Reservation, User};
 use uuid::Uuid;
 
@@ -239,12 +239,22 @@ impl Store {
         })
     }
 
-    /// The oldest event id still in the log (the next id when the log is empty).
+    /// The oldest event id still retained for resume (the next id when the log is empty).
+    ///
+    /// The `events` tree may hold more than the retention (it keeps at least the activity
+    /// log's 50), so this is the newer of its first key and the retention bound. The bound is
+    /// read after the tree, and both only move forward: read after a scan, it is never older
+    /// than what the scan found missing.
     pub fn oldest_event_id(&self) -> Result<u64, StoreError> {
-        match self.trees.events.first()? {
-            Some((key, _)) => Ok(read_u64(&key).unwrap_or(0)),
-            None => self.next_event_id(),
-        }
+        let first = self
+            .trees
+            .events
+            .first()?
+            .map(|(key, _)| read_u64(&key).unwrap_or(0));
+        let next = self.next_event_id()?;
+        Ok(first
+            .unwrap_or(next)
+            .max(next.saturating_sub(self.retention)))
     }
 
     /// The event with this id, if still retained.
@@ -321,18 +331,29 @@ impl Store {
         Ok(events)
     }
 
-    /// The activity log (at most 50), newest first, optionally of one kind only, limited to
-    /// what `visibility` allows and to events up to `up_to` (the durable watermark).
+    /// The activity log — the newest 50 events written — newest first, optionally of one kind
+    /// only, limited to what `visibility` allows and to events up to `up_to` (the durable
+    /// watermark). The `events` tree always holds at least those 50.
     pub fn activity(
         &self,
         visibility: &Visibility,
         kind: Option<EventKind>,
         up_to: u64,
     ) -> Result<Vec<Event>, StoreError> {
+        let newest = self.next_event_id()? - 1;
+        let from = newest.saturating_sub(ACTIVITY_LIMIT) + 1;
         let mut items = Vec::new();
-        for entry in self.trees.activity.range(..=u64_key(up_to)).rev() {
+        if from > up_to {
+            return Ok(items);
+        }
+        for entry in self
+            .trees
+            .events
+            .range(u64_key(from)..=u64_key(up_to))
+            .rev()
+        {
             let (_, value) = entry?;
-            let event: Event = decode("activity", &value)?;
+            let event: Event = decode("events", &value)?;
             let visible = match visibility {
                 Visibility::All => true,
                 Visibility::Businesses(ids) => ids.contains(&event.business_id),
@@ -353,13 +374,18 @@ impl Store {
         up_to: u64,
         limit: usize,
     ) -> Result<(u64, Vec<Event>), StoreError> {
+        // Only what is retained for resume: the log may hold a few more for the activity log.
+        let oldest = self.oldest_event_id()?;
         match visibility {
             Visibility::All => {
-                let oldest = self.oldest_event_id()?;
                 let unread_from = (read_up_to + 1).max(oldest);
                 let unread = (up_to + 1).saturating_sub(unread_from);
                 let mut items = Vec::new();
-                for entry in self.trees.events.range(..=u64_key(up_to)).rev().take(limit) {
+                if oldest > up_to {
+                    return Ok((unread, items));
+                }
+                let retained = u64_key(oldest)..=u64_key(up_to);
+                for entry in self.trees.events.range(retained).rev().take(limit) {
                     let (_, value) = entry?;
                     items.push(decode("events", &value)?);
                 }
@@ -368,11 +394,18 @@ impl Store {
             Visibility::Businesses(ids) => {
                 let mut unread = 0;
                 let mut event_ids = Vec::new();
+                let unread_from = (read_up_to + 1).max(oldest);
                 for business_id in ids {
-                    let range = uuid_u64_key(*business_id, read_up_to + 1)
-                        ..=uuid_u64_key(*business_id, up_to);
-                    unread += self.trees.business_events.range(range).count() as u64;
-                    let all = uuid_u64_key(*business_id, 0)..=uuid_u64_key(*business_id, up_to);
+                    if unread_from <= up_to {
+                        let range = uuid_u64_key(*business_id, unread_from)
+                            ..=uuid_u64_key(*business_id, up_to);
+                        unread += self.trees.business_events.range(range).count() as u64;
+                    }
+                    if oldest > up_to {
+                        continue;
+                    }
+                    let all =
+                        uuid_u64_key(*business_id, oldest)..=uuid_u64_key(*business_id, up_to);
                     for entry in self.trees.business_events.range(all).rev().take(limit) {
                         let (key, _) = entry?;
                         event_ids.extend(uuid_u64_suffix(&key));
