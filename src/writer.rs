@@ -118,7 +118,10 @@ fn run(
     durable: Arc<AtomicU64>,
     watermark: watch::Sender<u64>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Reused batch after batch: a fresh pair of large vectors per batch made glibc consolidate
+    // its free lists on every allocation (~5 % of this thread in a profile of creates).
+    let mut mutations = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     while !stopping {
         let Some(first) = queue.blocking_recv() else {
@@ -127,18 +130,28 @@ fn run(
         let mut next = Some(first);
         while let Some(request) = next.take() {
             match request {
-                Request::Apply { mutation, reply } => batch.push((mutation, reply)),
+                Request::Apply { mutation, reply } => {
+                    mutations.push(mutation);
+                    replies.push(reply);
+                }
                 Request::Stop => {
                     stopping = true;
                     break;
                 }
             }
-            if batch.len() < MAX_BATCH {
+            if mutations.len() < MAX_BATCH {
                 next = queue.try_recv().ok();
             }
         }
-        if !batch.is_empty() {
-            commit_batch(&store, &stamp, &mut batch, &durable, &watermark);
+        if !mutations.is_empty() {
+            commit_batch(
+                &store,
+                &stamp,
+                &mut mutations,
+                &mut replies,
+                &durable,
+                &watermark,
+            );
         }
     }
     // Refuse whatever arrives from now on: dropping the receiver fails those senders.
@@ -156,16 +169,18 @@ fn run(
 
 type Reply = oneshot::Sender<Result<Applied, StoreError>>;
 
-/// Applies a batch, flushes once, raises the watermark, then answers every caller.
+/// Applies a batch (`mutations[i]` answered on `replies[i]`), flushes once, raises the
+/// watermark, then answers every caller. Leaves both vectors empty.
 fn commit_batch(
     store: &Store,
     stamp: &MailStamp,
-    batch: &mut Vec<(Mutation, Reply)>,
+    mutations: &mut Vec<Mutation>,
+    replies: &mut Vec<Reply>,
     durable: &AtomicU64,
     watermark: &watch::Sender<u64>,
 ) {
-    let (mutations, replies): (Vec<Mutation>, Vec<Reply>) = batch.drain(..).unzip();
-    let outcomes = store.apply_batch(&mutations, stamp);
+    let outcomes = store.apply_batch(mutations, stamp);
+    mutations.clear();
     // Event ids rise in batch order, so the last one is the newest.
     let newest_event = outcomes
         .iter()
@@ -183,7 +198,7 @@ fn commit_batch(
         }
         Err(error) => tracing::error!(%error, "flush failed; failing the batch"),
     }
-    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+    for (reply, outcome) in replies.drain(..).zip(outcomes) {
         let result = match outcome {
             Ok((applied, _)) if flushed.is_ok() => Ok(applied),
             Ok(_) => Err(StoreError::Closed),

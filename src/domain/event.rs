@@ -5,7 +5,6 @@
 
 use super::{Business, Reservation, Timestamp};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 /// What happened. Wire names are the seed's message types.
@@ -46,6 +45,31 @@ impl EventKind {
     }
 }
 
+/// An event frame as API.md shows it (`id`, `type`, `payload`, `timestamp`).
+#[derive(Serialize)]
+struct Frame<P> {
+    id: u64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    payload: P,
+    timestamp: Timestamp,
+}
+
+/// The payload of a business event.
+#[derive(Serialize)]
+struct BusinessPayload<'a> {
+    business: &'a Business,
+    message: &'a str,
+}
+
+/// The payload of a reservation event: the reservation, its business's id, a sentence.
+#[derive(Serialize)]
+struct ReservationPayload<'a> {
+    reservation: &'a Reservation,
+    business_id: Uuid,
+    message: &'a str,
+}
+
 /// One entry of the event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -68,7 +92,10 @@ impl Event {
             EventKind::BusinessDeleted => format!("Business '{}' deleted", business.name),
             _ => format!("Business '{}' updated", business.name),
         };
-        let payload = json!({ "business": business, "message": message });
+        let payload = BusinessPayload {
+            business,
+            message: &message,
+        };
         Self::render(id, kind, business.id, payload, now)
     }
 
@@ -90,28 +117,30 @@ impl Event {
                 reservation.customer_name, business.name
             ),
         };
-        let payload = json!({
-            "reservation": reservation,
-            "business_id": business.id,
-            "message": message,
-        });
+        let payload = ReservationPayload {
+            reservation,
+            business_id: business.id,
+            message: &message,
+        };
         Self::render(id, kind, business.id, payload, now)
     }
 
+    /// Renders the frame straight from typed parts: the writer renders one per event, and a
+    /// `serde_json::Value` on the way cost a map and a copy of every field.
     fn render(
         id: u64,
         kind: EventKind,
         business_id: Uuid,
-        payload: serde_json::Value,
+        payload: impl Serialize,
         now: Timestamp,
     ) -> Self {
-        let frame = json!({
-            "id": id,
-            "type": kind.as_str(),
-            "payload": payload,
-            "timestamp": now,
+        let frame = serde_json::to_string(&Frame {
+            id,
+            kind: kind.as_str(),
+            payload,
+            timestamp: now,
         })
-        .to_string();
+        .expect("frames of plain records always serialize");
         Self {
             id,
             kind,
@@ -152,6 +181,49 @@ mod tests {
             frame["payload"]["message"],
             "New business 'New Salon' created"
         );
+    }
+
+    #[test]
+    fn reservation_frames_carry_the_reservation_and_the_business_id() {
+        let now = Timestamp::parse_rfc3339("2026-02-14T18:30:00.250Z").unwrap();
+        let business = Business {
+            id: Uuid::from_u128(7),
+            name: "Salon \"Quote\"".into(),
+            subdomain: "salon".into(),
+            owner_email: "o@example.com".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        let reservation = Reservation {
+            id: Uuid::from_u128(8),
+            business_id: business.id,
+            customer_name: "Ann".into(),
+            customer_email: "ann@example.com".into(),
+            starts_at: now,
+            service: "Cut".into(),
+            status: crate::domain::ReservationStatus::Cancelled,
+            created_at: now,
+        };
+        let event = Event::for_reservation(
+            9,
+            EventKind::ReservationCancelled,
+            &business,
+            &reservation,
+            now,
+        );
+        let frame = event.frame_json();
+        assert_eq!(frame["id"], 9);
+        assert_eq!(frame["type"], "reservation_cancelled");
+        assert_eq!(frame["timestamp"], "2026-02-14T18:30:00.250Z");
+        assert_eq!(frame["payload"]["business_id"], business.id.to_string());
+        assert_eq!(frame["payload"]["reservation"]["status"], "cancelled");
+        assert_eq!(frame["payload"]["reservation"]["customer_name"], "Ann");
+        assert_eq!(
+            frame["payload"]["message"],
+            "Reservation of Ann at 'Salon \"Quote\"' cancelled"
+        );
+        assert_eq!(frame["payload"].as_object().unwrap().len(), 3);
+        assert_eq!(frame.as_object().unwrap().len(), 4);
     }
 
     #[test]

@@ -58,23 +58,39 @@ impl Timestamp {
     pub fn to_rfc3339(self) -> String {
         let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let base = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            dt.year(),
-            u8::from(dt.month()),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second()
-        );
-        let micros = dt.microsecond();
-        if micros == 0 {
-            format!("{base}Z")
-        } else if micros % 1_000 == 0 {
-            format!("{base}.{:03}Z", micros / 1_000)
-        } else {
-            format!("{base}.{micros:06}Z")
+        // Digits pushed by hand: every event frame and record on the wire formats a few of
+        // these, and `format!` twice per call showed in the writer's profile.
+        let mut text = String::with_capacity(27);
+        let digits = |text: &mut String, value: u32, width: u32| {
+            for place in (0..width).rev() {
+                let digit = (value / 10u32.pow(place)) % 10;
+                text.push(char::from(b'0' + digit as u8));
+            }
+        };
+        // Stored times are years 0001–9999 (`parse_rfc3339` and the clock make no others).
+        digits(&mut text, dt.year().clamp(0, 9999) as u32, 4);
+        let rest = [
+            (b'-', u32::from(u8::from(dt.month()))),
+            (b'-', u32::from(dt.day())),
+            (b'T', u32::from(dt.hour())),
+            (b':', u32::from(dt.minute())),
+            (b':', u32::from(dt.second())),
+        ];
+        for (separator, value) in rest {
+            text.push(char::from(separator));
+            digits(&mut text, value, 2);
         }
+        let micros = dt.microsecond();
+        if micros % 1_000_000 != 0 {
+            text.push('.');
+            if micros % 1_000 == 0 {
+                digits(&mut text, micros / 1_000, 3);
+            } else {
+                digits(&mut text, micros, 6);
+            }
+        }
+        text.push('Z');
+        text
     }
 }
 
@@ -116,6 +132,23 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2026-02-14T18:30:00Z");
         let t = Timestamp::parse_rfc3339("2026-02-14T18:30:00.250Z").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-02-14T18:30:00.250Z");
+    }
+
+    #[test]
+    fn formats_every_precision_and_the_ends_of_the_range() {
+        let cases = [
+            ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),
+            ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),
+            ("2026-02-14T18:30:00.000001Z", "2026-02-14T18:30:00.000001Z"),
+            ("2026-02-14T18:30:00.120Z", "2026-02-14T18:30:00.120Z"),
+            ("2026-02-14T18:30:00.1234Z", "2026-02-14T18:30:00.123400Z"),
+            ("1969-12-31T23:59:59.5Z", "1969-12-31T23:59:59.500Z"),
+        ];
+        for (input, shown) in cases {
+            let t = Timestamp::parse_rfc3339(input).unwrap();
+            assert_eq!(t.to_rfc3339(), shown, "{input}");
+            assert_eq!(Timestamp::parse_rfc3339(shown), Some(t), "{input}");
+        }
     }
 
     #[test]

@@ -221,7 +221,7 @@ impl Store {
         let keep_from = next.saturating_sub(self.log_capacity).max(1);
         for entry in self.trees.events.range(..keys::u64_key(keep_from)) {
             let (key, value) = entry?;
-            let event: crate::domain::Event = decode("events", &value)?;
+            let event: mutations::EventHead = decode("events", &value)?;
             self.trees
                 .business_events
                 .remove(keys::uuid_u64_key(event.business_id, event.id))?;
