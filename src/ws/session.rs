@@ -17,6 +17,7 @@ use super::protocol::{
     self, ClientMessage, ClientMessageError, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_NOT_FOUND,
     CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, CLOSE_UNAUTHENTICATED, CLOSE_UNSUPPORTED_DATA,
 };
+use super::wake::WakeFlag;
 use super::ChannelRequest;
 use crate::api::filters::Caller;
 use crate::api::AppState;
@@ -24,10 +25,10 @@ use crate::bus::{Published, UserNotice};
 use crate::domain::{Event, EventKind, Role, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::Visibility;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -165,6 +166,7 @@ pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) 
         flushing: false,
         unflushed: 0,
         stalled_since: None,
+        readable: WakeFlag::new(),
     };
     let ending = session
         .run(
@@ -280,6 +282,9 @@ struct Session {
     unflushed: u64,
     /// Since when the socket has been blocked while frames wait for it (the send timeout).
     stalled_since: Option<Instant>,
+    /// Whether the socket's read side signalled: a wake-up for a bus event does not run
+    /// tungstenite's read path.
+    readable: WakeFlag,
 }
 
 impl Session {
@@ -292,7 +297,7 @@ impl Session {
         epoch: Option<String>,
         newest: u64,
         mut events: Receiver<Arc<Published>>,
-        mut notices: Receiver<Arc<UserNotice>>,
+        notices: Receiver<Arc<UserNotice>>,
     ) -> Ending {
         let config = self.state.config.clone();
         self.pending.push_back(protocol::control_frame(
@@ -307,10 +312,18 @@ impl Session {
         ));
         self.resume(requested, epoch, newest);
 
-        // A child token and one future for the whole session: polling it on every wake-up
-        // then touches this session's own locks, not the ones every session shares.
-        let cancelled = self.state.shutdown.child_token().cancelled_owned();
+        // Sources that rarely fire are polled only once they signalled (`WakeFlag`), through
+        // futures that live as long as the session, so they stay registered in between.
+        let cancelled = self.state.shutdown.clone().cancelled_owned();
         tokio::pin!(cancelled);
+        let cancel_flag = WakeFlag::new();
+        let notices = futures_util::stream::unfold(notices, |mut notices| async move {
+            let notice = notices.recv().await;
+            Some((notice, notices))
+        });
+        tokio::pin!(notices);
+        let notice_flag = WakeFlag::new();
+        let mut notices_open = true;
         let mut ping = tokio::time::interval_at(
             Instant::now() + config.ws_ping_interval,
             config.ws_ping_interval,
@@ -337,7 +350,9 @@ impl Session {
             let may_take = !more && self.pending.is_empty() && self.catching_up.is_none();
             let step = tokio::select! {
                 biased;
-                () = &mut cancelled => Err(Ending::shutdown()),
+                () = poll_fn(|cx| cancel_flag.poll(cx, |cx| cancelled.as_mut().poll(cx))) => {
+                    Err(Ending::shutdown())
+                }
                 () = &mut expiry => Err(Ending::close(CLOSE_UNAUTHENTICATED, "token expired")),
                 () = tokio::time::sleep_until(stall_deadline.unwrap_or_else(Instant::now)),
                     if stall_deadline.is_some() => Err(Ending::slow_consumer()),
@@ -362,11 +377,16 @@ impl Session {
                     }
                     Err(RecvError::Closed) => Err(Ending::close(CLOSE_GOING_AWAY, "server shutting down")),
                 },
-                notice = notices.recv(), if may_read => {
-                    if let Ok(notice) = notice {
-                        if notice.user_id == self.caller.user.id {
+                notice = poll_fn(|cx| notice_flag.poll(cx, |cx| notices.as_mut().poll_next(cx))),
+                    if may_read && notices_open =>
+                {
+                    match notice {
+                        Some(Ok(notice)) if notice.user_id == self.caller.user.id => {
                             self.pending.push_back(notice.frame.clone());
                         }
+                        // Missed notices are not replayed (read receipts are best effort).
+                        Some(Ok(_) | Err(RecvError::Lagged(_))) => {}
+                        Some(Err(RecvError::Closed)) | None => notices_open = false,
                     }
                     Ok(())
                 },
@@ -485,7 +505,7 @@ impl Session {
             }
         }
         if may_read {
-            if let Poll::Ready(frame) = socket.poll_next_unpin(cx) {
+            if let Poll::Ready(frame) = self.readable.poll(cx, |cx| socket.poll_next_unpin(cx)) {
                 return Poll::Ready(SocketIo::Read(frame));
             }
         }
