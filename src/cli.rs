@@ -89,11 +89,12 @@ pub struct ServeArgs {
     /// A WebSocket peer silent for this long is dropped, in milliseconds.
     #[arg(long, default_value_t = 90_000, hide = true)]
     pub ws_idle_timeout_ms: u64,
-    /// Frames queued for one socket; a full queue holds later frames back.
+    /// Frames written to one socket per wake-up before its flush (later ones wait in the
+    /// bus's shared ring, so a long catch-up does not hold a worker thread).
     #[arg(long, default_value_t = 1024, hide = true)]
     pub ws_send_queue: usize,
-    /// A socket whose full send queue takes no frame for this long is closed as a slow
-    /// consumer (4008), in milliseconds.
+    /// A socket that takes nothing for this long while frames wait for it is closed as a
+    /// slow consumer (4008), in milliseconds.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub ws_send_timeout_ms: u64,
     /// First retry delay of a failed email, in milliseconds (doubles each try, with jitter).

@@ -58,8 +58,10 @@ pub struct Config {
     pub admin_password: Option<String>,
     pub ws_ping_interval: Duration,
     pub ws_idle_timeout: Duration,
+    /// Frames written to one socket per wake-up before its flush.
     pub ws_send_queue: usize,
-    /// How long a socket's full send queue may take no frame before it is a slow consumer.
+    /// How long a socket may take nothing while frames wait for it before it is a slow
+    /// consumer.
     pub ws_send_timeout: Duration,
     pub mail_retry_base: Duration,
     pub mail_max_attempts: u32,

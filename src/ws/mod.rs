@@ -6,6 +6,7 @@
 
 pub mod protocol;
 mod session;
+mod wake;
 
 use crate::api::error::ApiError;
 use crate::api::AppState;

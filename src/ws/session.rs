@@ -1,33 +1,42 @@
-//! One WebSocket connection: authenticate, authorize the channel, then one `select!` over
-//! client frames, bus events, user notices, the ping tick, token expiry and shutdown.
+//! One WebSocket connection, one task: authenticate, authorize the channel, then a loop that
+//! owns both halves of the socket. Each wake-up writes every frame that is ready — control
+//! frames, replay chunks from the store, live events from the bus — and flushes once; then
+//! one `select!` waits for shutdown, token expiry, the send timeout, the socket (a client
+//! frame, or a pending flush completing), a bus event, a user notice or the ping tick.
 //!
-//! Outgoing frames go through a bounded queue to a writer task that writes every queued frame
-//! before one flush. A full queue holds the session back while later events wait in the bus's
-//! shared ring (and, past it, in the store); a client that takes no frame for the send timeout
-//! is closed with 4008 and resumes from the store on reconnect. Nothing is ever buffered
-//! without limit (DESIGN invariant 5).
+//! There is no per-socket queue: live events are taken from the bus's shared, bounded ring
+//! only while the socket can accept more. A socket whose flush is pending takes at most one
+//! more event; the rest wait in the ring, and a receiver that falls past the ring catches up
+//! from the store in chunks. A peer that takes nothing for the send timeout while frames wait
+//! for it is closed with 4008 and resumes from the store on reconnect. Nothing is buffered
+//! without limit (DESIGN invariant 5): tungstenite holds at most its write buffer plus one
+//! frame (we stop feeding when a write would block), and the session at most one replay chunk
+//! and [`MAX_PENDING_FRAMES`] control frames.
 
 use super::protocol::{
     self, ClientMessage, ClientMessageError, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_NOT_FOUND,
     CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, CLOSE_UNAUTHENTICATED, CLOSE_UNSUPPORTED_DATA,
 };
+use super::wake::WakeFlag;
 use super::ChannelRequest;
 use crate::api::filters::Caller;
 use crate::api::AppState;
-use crate::bus::Published;
-use crate::domain::{EventKind, Role, Timestamp};
+use crate::bus::{Published, UserNotice};
+use crate::domain::{Event, EventKind, Role, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::Visibility;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::Receiver;
+use tokio::time::{Instant, Sleep};
 use uuid::Uuid;
 use warp::ws::{Message, WebSocket};
 
@@ -35,7 +44,10 @@ use warp::ws::{Message, WebSocket};
 pub const MAX_WRITE_BUFFER_BYTES: usize = 512 * 1024;
 /// Events read from the store per step of a replay (bounds a replay's memory).
 const REPLAY_CHUNK: usize = 256;
-/// How long the writer may take to get a close frame out before the socket is dropped.
+/// Control frames (replies, pings, notices) that may wait for a blocked socket; past them the
+/// session stops reading the client, so a client that sends without reading gains nothing.
+const MAX_PENDING_FRAMES: usize = 16;
+/// How long a closing socket may take to get its close frame out before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Stands in for "never" where a deadline would overflow the clock (about 30 years).
 const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
@@ -61,12 +73,13 @@ impl ConnectParams {
     }
 }
 
-/// How a session ends, as the writer should carry it out.
+/// How a session ends.
 #[derive(Debug)]
 struct Ending {
     /// The close frame to send, if any (none when the peer is already gone).
     close: Option<(u16, &'static str)>,
-    /// Write what is already queued before closing (shutdown: finish the send in flight).
+    /// Write the frames already decided on before closing (shutdown: finish the send in
+    /// flight).
     drain: bool,
 }
 
@@ -91,11 +104,17 @@ impl Ending {
             drain: true,
         }
     }
+
+    fn slow_consumer() -> Self {
+        Self::close(
+            CLOSE_SLOW_CONSUMER,
+            "slow consumer: reconnect with last_event_id",
+        )
+    }
 }
 
 /// Runs one connection to its end.
-pub async fn run(state: AppState, params: ConnectParams, socket: WebSocket) {
-    let (mut sink, stream) = socket.split();
+pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) {
     // Invariant 3: nothing is sent before the close frame of a refused connection.
     let caller = match params
         .token
@@ -104,14 +123,19 @@ pub async fn run(state: AppState, params: ConnectParams, socket: WebSocket) {
     {
         Some(Ok(caller)) => caller,
         _ => {
-            refuse(&mut sink, CLOSE_UNAUTHENTICATED, "invalid or expired token").await;
+            refuse(
+                &mut socket,
+                CLOSE_UNAUTHENTICATED,
+                "invalid or expired token",
+            )
+            .await;
             return;
         }
     };
     let (channel_name, business) = match authorize(&state, &caller, &params.channel) {
         Ok(channel) => channel,
         Err((code, reason)) => {
-            refuse(&mut sink, code, reason).await;
+            refuse(&mut socket, code, reason).await;
             return;
         }
     };
@@ -126,28 +150,31 @@ pub async fn run(state: AppState, params: ConnectParams, socket: WebSocket) {
 
     let metrics = state.metrics.clone();
     metrics.ws_connections.fetch_add(1, Ordering::Relaxed);
-    let (out, out_rx) = mpsc::channel(state.config.ws_send_queue);
-    let (end_tx, end_rx) = oneshot::channel();
-    let mut writer = tokio::spawn(write_loop(sink, out_rx, end_rx, metrics.clone()));
-
     let mut session = Session {
         visibility: match business {
             Some(id) => Visibility::Businesses(vec![id]),
             None => Visibility::All,
         },
         business,
+        batch: u64::try_from(state.config.ws_send_queue.max(1)).unwrap_or(u64::MAX),
         state,
         caller,
-        out,
         cursor: newest,
+        pending: VecDeque::new(),
+        catching_up: None,
+        backlog: Vec::new().into_iter(),
+        flushing: false,
+        unflushed: 0,
+        stalled_since: None,
+        readable: WakeFlag::new(),
     };
     let ending = session
         .run(
+            &mut socket,
             channel_name,
             params.last_event_id,
             params.epoch,
             newest,
-            stream,
             events,
             notices,
         )
@@ -155,25 +182,43 @@ pub async fn run(state: AppState, params: ConnectParams, socket: WebSocket) {
     if ending.close.map(|(code, _)| code) == Some(CLOSE_SLOW_CONSUMER) {
         Metrics::inc(&metrics.ws_slow_consumers_total);
     }
-    let _ = end_tx.send(ending);
+    let pending = std::mem::take(&mut session.pending);
     drop(session);
     // A peer that stopped reading cannot take a close frame; drop it after the grace time.
-    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
-    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, close(&mut socket, pending, ending, &metrics)).await;
     metrics.ws_connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Sends a close frame as the only frame of a refused connection.
-async fn refuse(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &'static str) {
+async fn refuse(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        let _ = sink.send(protocol::close(code, reason)).await;
-        let _ = sink.close().await;
+        let _ = socket.send(protocol::close(code, reason)).await;
+        let _ = SinkExt::close(socket).await;
     })
     .await;
+}
+
+/// Carries out `ending`: what tungstenite already holds goes out first, then (on shutdown)
+/// the frames the session had decided on, then the close frame.
+async fn close(
+    socket: &mut WebSocket,
+    pending: VecDeque<Message>,
+    ending: Ending,
+    metrics: &Metrics,
+) {
+    if ending.drain {
+        for frame in pending {
+            if socket.feed(frame).await.is_err() {
+                return;
+            }
+            Metrics::inc(&metrics.ws_messages_sent_total);
+        }
+    }
+    if let Some((code, reason)) = ending.close {
+        let _ = socket.feed(protocol::close(code, reason)).await;
+    }
+    let _ = socket.flush().await;
+    let _ = SinkExt::close(socket).await;
 }
 
 /// The channel's name and, for a business channel, its id — or the close code refusing it.
@@ -202,31 +247,60 @@ fn authorize(
     }
 }
 
+/// What the socket did while the session waited on it.
+enum SocketIo {
+    /// A pending flush completed: everything written so far is with the kernel.
+    Flushed,
+    /// A client frame, a read error, or the end of the stream.
+    Read(Option<Result<Message, warp::Error>>),
+    /// A write failed: the peer is gone.
+    Gone,
+}
+
 struct Session {
     state: AppState,
     caller: Caller,
     /// `None` for the dashboard (every event), else the one business this channel follows.
     business: Option<Uuid>,
     visibility: Visibility,
-    out: mpsc::Sender<Message>,
-    /// The newest event id this session has handled (sent or filtered out).
+    /// Frames written per wake-up at most (`--ws-send-queue`), so one socket's backlog does
+    /// not hold a worker thread.
+    batch: u64,
+    /// The newest event id this session has handled (sent, queued in `backlog`/`pending`, or
+    /// filtered out).
     cursor: u64,
+    /// Frames decided on but not yet handed to tungstenite, in order: control frames, replies,
+    /// and at most one live event taken while the socket was blocked.
+    pending: VecDeque<Message>,
+    /// Replaying from the store up to this id (resume, or after the receiver lagged).
+    catching_up: Option<u64>,
+    /// The current replay chunk, sent before anything else from the store or the bus.
+    backlog: std::vec::IntoIter<Event>,
+    /// A flush (or a write that would block) is pending on the socket: take no more events.
+    flushing: bool,
+    /// Frames handed to tungstenite since the last completed flush.
+    unflushed: u64,
+    /// Since when the socket has been blocked while frames wait for it (the send timeout).
+    stalled_since: Option<Instant>,
+    /// Whether the socket's read side signalled: a wake-up for a bus event does not run
+    /// tungstenite's read path.
+    readable: WakeFlag,
 }
 
 impl Session {
     #[allow(clippy::too_many_arguments)]
     async fn run(
         &mut self,
+        socket: &mut WebSocket,
         channel_name: String,
         requested: Option<String>,
         epoch: Option<String>,
         newest: u64,
-        mut stream: SplitStream<WebSocket>,
-        mut events: tokio::sync::broadcast::Receiver<Arc<Published>>,
-        mut notices: tokio::sync::broadcast::Receiver<Arc<crate::bus::UserNotice>>,
+        mut events: Receiver<Arc<Published>>,
+        notices: Receiver<Arc<UserNotice>>,
     ) -> Ending {
         let config = self.state.config.clone();
-        let established = protocol::control_frame(
+        self.pending.push_back(protocol::control_frame(
             "connection_established",
             json!({
                 "channel": channel_name,
@@ -235,15 +309,21 @@ impl Session {
                 "epoch": self.state.store.epoch(),
                 "expires_at": Timestamp::from_micros(self.caller.expires_at.saturating_mul(1_000_000)),
             }),
-        );
-        if let Err(ending) = self.send(established).await {
-            return ending;
-        }
-        if let Err(ending) = self.resume(requested, epoch, newest).await {
-            return ending;
-        }
+        ));
+        self.resume(requested, epoch, newest);
 
-        let shutdown = self.state.shutdown.clone();
+        // Sources that rarely fire are polled only once they signalled (`WakeFlag`), through
+        // futures that live as long as the session, so they stay registered in between.
+        let cancelled = self.state.shutdown.clone().cancelled_owned();
+        tokio::pin!(cancelled);
+        let cancel_flag = WakeFlag::new();
+        let notices = futures_util::stream::unfold(notices, |mut notices| async move {
+            let notice = notices.recv().await;
+            Some((notice, notices))
+        });
+        tokio::pin!(notices);
+        let notice_flag = WakeFlag::new();
+        let mut notices_open = true;
         let mut ping = tokio::time::interval_at(
             Instant::now() + config.ws_ping_interval,
             config.ws_ping_interval,
@@ -254,40 +334,193 @@ impl Session {
         tokio::pin!(expiry);
 
         loop {
+            let more =
+                match poll_fn(|cx| Poll::Ready(self.write_ready(cx, socket, &mut events))).await {
+                    Ok(more) => more,
+                    Err(ending) => return ending,
+                };
+            if self.flushing && (!self.pending.is_empty() || self.catching_up.is_some()) {
+                self.stalled_since.get_or_insert_with(Instant::now);
+            }
+            let stall_deadline = self
+                .stalled_since
+                .map(|since| since + config.ws_send_timeout);
+            let may_read = self.pending.len() < MAX_PENDING_FRAMES;
+            // The bus's ring is the queue: take an event only when there is room for it.
+            let may_take = !more && self.pending.is_empty() && self.catching_up.is_none();
             let step = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => Err(Ending::shutdown()),
-                () = &mut expiry => Err(Ending::close(CLOSE_UNAUTHENTICATED, "token expired")),
-                frame = stream.next() => {
-                    last_heard = Instant::now();
-                    match frame {
-                        Some(Ok(message)) => self.on_message(message, &mut expiry).await,
-                        Some(Err(error)) => Err(on_read_error(&error)),
-                        None => Err(Ending::silent()),
-                    }
+                () = poll_fn(|cx| cancel_flag.poll(cx, |cx| cancelled.as_mut().poll(cx))) => {
+                    Err(Ending::shutdown())
                 }
-                event = events.recv() => match event {
-                    Ok(event) => self.on_event(&event).await,
+                () = &mut expiry => Err(Ending::close(CLOSE_UNAUTHENTICATED, "token expired")),
+                () = tokio::time::sleep_until(stall_deadline.unwrap_or_else(Instant::now)),
+                    if stall_deadline.is_some() => Err(Ending::slow_consumer()),
+                io = poll_fn(|cx| self.poll_socket(cx, socket, may_read)) => match io {
+                    SocketIo::Flushed => Ok(()),
+                    SocketIo::Gone => Err(Ending::silent()),
+                    SocketIo::Read(frame) => {
+                        last_heard = Instant::now();
+                        match frame {
+                            Some(Ok(message)) => self.on_message(message, &mut expiry),
+                            Some(Err(error)) => Err(on_read_error(&error)),
+                            None => Err(Ending::silent()),
+                        }
+                    }
+                },
+                event = events.recv(), if may_take => match event {
+                    Ok(event) => self.on_event(&event).map(|frame| self.pending.extend(frame)),
                     // Lag is not an error: catch up from the store (DESIGN "ws").
-                    Err(RecvError::Lagged(_)) => self.catch_up().await,
+                    Err(RecvError::Lagged(_)) => {
+                        self.lagged();
+                        Ok(())
+                    }
                     Err(RecvError::Closed) => Err(Ending::close(CLOSE_GOING_AWAY, "server shutting down")),
                 },
-                notice = notices.recv() => match notice {
-                    Ok(notice) if notice.user_id == self.caller.user.id => self.send(notice.frame.clone()).await,
-                    _ => Ok(()),
+                notice = poll_fn(|cx| notice_flag.poll(cx, |cx| notices.as_mut().poll_next(cx))),
+                    if may_read && notices_open =>
+                {
+                    match notice {
+                        Some(Ok(notice)) if notice.user_id == self.caller.user.id => {
+                            self.pending.push_back(notice.frame.clone());
+                        }
+                        // Missed notices are not replayed (read receipts are best effort).
+                        Some(Ok(_) | Err(RecvError::Lagged(_))) => {}
+                        Some(Err(RecvError::Closed)) | None => notices_open = false,
+                    }
+                    Ok(())
                 },
                 _ = ping.tick() => {
                     if last_heard.elapsed() >= config.ws_idle_timeout {
                         Err(Ending::close(CLOSE_GOING_AWAY, "idle timeout"))
                     } else {
-                        self.send(Message::ping(Vec::new())).await
+                        if may_read {
+                            self.pending.push_back(Message::ping(Vec::new()));
+                        }
+                        Ok(())
                     }
-                }
+                },
+                // A full batch went out: let other tasks run before the next one.
+                () = tokio::task::yield_now(), if more => Ok(()),
             };
             if let Err(ending) = step {
                 return ending;
             }
         }
+    }
+
+    /// Writes every frame that is ready, up to one batch, then flushes once. Returns whether
+    /// the batch filled up (more may be ready).
+    fn write_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        socket: &mut WebSocket,
+        events: &mut Receiver<Arc<Published>>,
+    ) -> Result<bool, Ending> {
+        let mut fed = 0u64;
+        let mut more = false;
+        while !self.flushing {
+            if fed == self.batch {
+                more = true;
+                break;
+            }
+            // Ready unless an earlier write would have blocked; then it retries that write.
+            match socket.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Err(Ending::silent()),
+                Poll::Pending => {
+                    self.flushing = true;
+                    break;
+                }
+            }
+            let Some(frame) = self.next_frame(events)? else {
+                break;
+            };
+            socket
+                .start_send_unpin(frame)
+                .map_err(|e| on_write_error(&e))?;
+            fed += 1;
+        }
+        self.unflushed += fed;
+        if self.unflushed > 0 && !self.flushing {
+            match socket.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => self.flushed(),
+                Poll::Ready(Err(_)) => return Err(Ending::silent()),
+                Poll::Pending => self.flushing = true,
+            }
+        }
+        Ok(more)
+    }
+
+    /// The next frame to write, in order: pending frames, the replay, then the bus.
+    fn next_frame(
+        &mut self,
+        events: &mut Receiver<Arc<Published>>,
+    ) -> Result<Option<Message>, Ending> {
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Ok(Some(frame));
+            }
+            if let Some(event) = self.backlog.next() {
+                return Ok(Some(Message::text(event.frame)));
+            }
+            if let Some(up_to) = self.catching_up {
+                self.refill(up_to)?;
+                continue;
+            }
+            // Finding the ring empty takes its lock; the published id says so for free.
+            if self.cursor >= self.state.bus.published_id() {
+                return Ok(None);
+            }
+            match events.try_recv() {
+                Ok(event) => {
+                    if let Some(frame) = self.on_event(&event)? {
+                        return Ok(Some(frame));
+                    }
+                }
+                Err(TryRecvError::Empty) => return Ok(None),
+                Err(TryRecvError::Lagged(_)) => self.lagged(),
+                Err(TryRecvError::Closed) => {
+                    return Err(Ending::close(CLOSE_GOING_AWAY, "server shutting down"))
+                }
+            }
+        }
+    }
+
+    /// Drives a pending flush, and reads the client while there is room for a reply.
+    fn poll_socket(
+        &mut self,
+        cx: &mut Context<'_>,
+        socket: &mut WebSocket,
+        may_read: bool,
+    ) -> Poll<SocketIo> {
+        if self.flushing {
+            match socket.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.flushed();
+                    return Poll::Ready(SocketIo::Flushed);
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(SocketIo::Gone),
+                Poll::Pending => {}
+            }
+        }
+        if may_read {
+            if let Poll::Ready(frame) = self.readable.poll(cx, |cx| socket.poll_next_unpin(cx)) {
+                return Poll::Ready(SocketIo::Read(frame));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Everything handed to tungstenite is with the kernel: the peer is taking frames.
+    fn flushed(&mut self) {
+        self.flushing = false;
+        self.stalled_since = None;
+        self.state
+            .metrics
+            .ws_messages_sent_total
+            .fetch_add(self.unflushed, Ordering::Relaxed);
+        self.unflushed = 0;
     }
 
     /// When the caller's token expires, on the runtime's clock.
@@ -307,14 +540,9 @@ impl Session {
     }
 
     /// Handles `last_event_id`/`epoch`: replay what was missed, or tell the client to resync.
-    async fn resume(
-        &mut self,
-        requested: Option<String>,
-        epoch: Option<String>,
-        newest: u64,
-    ) -> Result<(), Ending> {
+    fn resume(&mut self, requested: Option<String>, epoch: Option<String>, newest: u64) {
         let Some(requested) = requested else {
-            return Ok(());
+            return;
         };
         let same_epoch = epoch
             .as_deref()
@@ -322,23 +550,23 @@ impl Session {
         match requested.trim().parse::<u64>() {
             Ok(after) if same_epoch && after <= newest => {
                 self.cursor = after;
-                self.catch_up_to(newest).await
+                self.catching_up = Some(newest);
             }
             // An unknown position (another epoch, a future id, garbage): never a partial replay.
-            _ => self.resync(newest).await,
+            _ => self.resync(newest),
         }
     }
 
-    /// Catches up from the store after the broadcast receiver lagged.
-    async fn catch_up(&mut self) -> Result<(), Ending> {
-        let newest = self.state.bus.published_id();
-        self.catch_up_to(newest).await
+    /// The broadcast receiver lagged: catch up from the store.
+    fn lagged(&mut self) {
+        self.catching_up = Some(self.state.bus.published_id());
     }
 
-    /// Sends every visible event in `(cursor, up_to]` from the store, or `resync_required` when
-    /// part of that range is no longer retained.
-    async fn catch_up_to(&mut self, up_to: u64) -> Result<(), Ending> {
-        while self.cursor < up_to {
+    /// Loads the next chunk of visible events in `(cursor, up_to]` from the store, ends the
+    /// catch-up when there is none, or sends `resync_required` when part of the range is no
+    /// longer retained.
+    fn refill(&mut self, up_to: u64) -> Result<(), Ending> {
+        if self.cursor < up_to {
             let chunk = self
                 .state
                 .store
@@ -347,50 +575,54 @@ impl Session {
                     tracing::error!(%error, "replay failed");
                     Ending::close(CLOSE_GOING_AWAY, "server error")
                 })?;
-            // Pruned before (or while) we read: what went out so far is a gap-free prefix, and
-            // the client refetches the rest over REST (invariant 2: never a gap).
-            let Some(chunk) = chunk else {
-                return self.resync(up_to).await;
-            };
-            let Some(last) = chunk.last().map(|event| event.id) else {
-                break;
-            };
-            for event in chunk {
-                self.send(Message::text(event.frame)).await?;
+            match chunk {
+                Some(chunk) => {
+                    if let Some(last) = chunk.last().map(|event| event.id) {
+                        self.cursor = last;
+                        self.backlog = chunk.into_iter();
+                        return Ok(());
+                    }
+                }
+                // Pruned before (or while) we read: what went out so far is a gap-free
+                // prefix, and the client refetches the rest over REST (invariant 2).
+                None => self.resync(up_to),
             }
-            self.cursor = last;
         }
         self.cursor = self.cursor.max(up_to);
+        self.catching_up = None;
+        // Give the chunk's memory back; an idle socket keeps none.
+        self.backlog = Vec::new().into_iter();
         Ok(())
     }
 
-    async fn resync(&mut self, newest: u64) -> Result<(), Ending> {
+    fn resync(&mut self, newest: u64) {
         self.cursor = newest;
-        self.send(protocol::control_frame(
+        self.pending.push_back(protocol::control_frame(
             "resync_required",
             json!({"epoch": self.state.store.epoch(), "last_event_id": newest}),
-        ))
-        .await
+        ));
     }
 
-    /// A live event from the bus.
-    async fn on_event(&mut self, event: &Published) -> Result<(), Ending> {
+    /// A live event from the bus: its shared frame, if this channel sends it.
+    fn on_event(&mut self, event: &Published) -> Result<Option<Message>, Ending> {
         if event.id <= self.cursor {
-            return Ok(()); // already replayed
+            return Ok(None); // already replayed
         }
         if event.id > self.cursor + 1 {
-            // Cannot happen while subscribed, but a gap must never reach the client.
-            self.catch_up_to(event.id - 1).await?;
+            // Cannot happen while subscribed, but a gap must never reach the client: take
+            // the missing ids and this one from the store (it is durable once published).
+            self.catching_up = Some(event.id);
+            return Ok(None);
         }
         self.cursor = event.id;
         let visible = self.business.is_none_or(|id| id == event.business_id);
         if !visible {
-            return Ok(());
+            return Ok(None);
         }
         if event.kind == EventKind::BusinessUpdated && self.caller.user.role != Role::SuperAdmin {
             self.check_still_owner()?;
         }
-        self.send(event.frame.clone()).await
+        Ok(Some(event.frame.clone()))
     }
 
     /// An owner whose business was handed to someone else loses the channel (invariant 3).
@@ -404,11 +636,8 @@ impl Session {
         }
     }
 
-    async fn on_message(
-        &mut self,
-        message: Message,
-        expiry: &mut std::pin::Pin<&mut tokio::time::Sleep>,
-    ) -> Result<(), Ending> {
+    /// A client frame: queues the reply, if any.
+    fn on_message(&mut self, message: Message, expiry: &mut Pin<&mut Sleep>) -> Result<(), Ending> {
         if message.is_close() {
             return Err(Ending::silent());
         }
@@ -421,67 +650,48 @@ impl Session {
         let Ok(text) = message.to_str() else {
             return Ok(()); // ping/pong frames: tungstenite answers pings itself
         };
-        match protocol::parse_client_message(text) {
-            Ok(ClientMessage::Ping) => self.send(protocol::pong()).await,
+        let reply = match protocol::parse_client_message(text) {
+            Ok(ClientMessage::Ping) => protocol::pong(),
             Ok(ClientMessage::Auth { token }) => match self.state.authenticate_token(&token) {
                 Ok(fresh) if fresh.user.id == self.caller.user.id => {
                     self.caller = fresh;
                     expiry.as_mut().reset(self.expiry_instant());
                     let expires_at =
                         Timestamp::from_micros(self.caller.expires_at.saturating_mul(1_000_000));
-                    self.send(protocol::control_frame(
-                        "auth_ok",
-                        json!({"expires_at": expires_at}),
-                    ))
-                    .await
+                    protocol::control_frame("auth_ok", json!({"expires_at": expires_at}))
                 }
-                _ => {
-                    self.send(protocol::error_frame(
-                        "bad_token",
-                        "the token is invalid, expired or another user's; the connection is unchanged",
-                    ))
-                    .await
-                }
+                _ => protocol::error_frame(
+                    "bad_token",
+                    "the token is invalid, expired or another user's; the connection is unchanged",
+                ),
             },
-            Err(ClientMessageError::Bad(reason)) => {
-                self.send(protocol::error_frame("bad_message", &reason)).await
-            }
+            Err(ClientMessageError::Bad(reason)) => protocol::error_frame("bad_message", &reason),
             Err(ClientMessageError::UnknownType(reason)) => {
-                self.send(protocol::error_frame("unknown_type", &reason)).await
+                protocol::error_frame("unknown_type", &reason)
             }
-        }
-    }
-
-    /// Queues a frame for the writer task.
-    ///
-    /// A full queue is back-pressure, not yet a verdict: the frame waits for room while later
-    /// events wait in the bus's shared ring, and a receiver that falls past the ring catches
-    /// up from the store. So a burst larger than the queue, or a writer task not scheduled
-    /// yet, never closes a reader that keeps up. A peer that takes no frame for
-    /// `ws_send_timeout` is a slow consumer (4008); memory stays bounded either way
-    /// (invariant 5).
-    async fn send(&self, message: Message) -> Result<(), Ending> {
-        let message = match self.out.try_send(message) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Ending::silent()),
-            Err(mpsc::error::TrySendError::Full(message)) => message,
         };
-        let room = tokio::time::timeout(self.state.config.ws_send_timeout, self.out.send(message));
-        tokio::select! {
-            biased;
-            () = self.state.shutdown.cancelled() => Err(Ending::shutdown()),
-            () = tokio::time::sleep_until(self.expiry_instant()) => {
-                Err(Ending::close(CLOSE_UNAUTHENTICATED, "token expired"))
-            }
-            sent = room => match sent {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(Ending::silent()),
-                Err(_) => Err(Ending::close(
-                    CLOSE_SLOW_CONSUMER,
-                    "slow consumer: reconnect with last_event_id",
-                )),
-            },
-        }
+        self.pending.push_back(reply);
+        Ok(())
+    }
+}
+
+/// A write error: a full write buffer means a peer that does not read (cannot happen while
+/// we stop feeding at a blocked write, but memory stays bounded either way); anything else
+/// means the peer is gone.
+fn on_write_error(error: &warp::Error) -> Ending {
+    let source = std::error::Error::source(error);
+    let full = source
+        .and_then(|source| source.downcast_ref::<tokio_tungstenite::tungstenite::Error>())
+        .is_some_and(|inner| {
+            matches!(
+                inner,
+                tokio_tungstenite::tungstenite::Error::WriteBufferFull(_)
+            )
+        });
+    if full {
+        Ending::slow_consumer()
+    } else {
+        Ending::silent()
     }
 }
 
@@ -496,53 +706,5 @@ fn on_read_error(error: &warp::Error) -> Ending {
         Ending::close(CLOSE_TOO_BIG, "message too big (64 KiB at most)")
     } else {
         Ending::silent()
-    }
-}
-
-/// Writes queued frames, all that are ready before one flush, until the session ends.
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Message>,
-    mut end: oneshot::Receiver<Ending>,
-    metrics: Arc<Metrics>,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            ending = &mut end => {
-                let ending = ending.unwrap_or_else(|_| Ending::silent());
-                if ending.drain {
-                    while let Ok(message) = queue.try_recv() {
-                        if sink.feed(message).await.is_err() {
-                            return;
-                        }
-                        Metrics::inc(&metrics.ws_messages_sent_total);
-                    }
-                }
-                if let Some((code, reason)) = ending.close {
-                    let _ = sink.feed(protocol::close(code, reason)).await;
-                }
-                let _ = sink.flush().await;
-                let _ = sink.close().await;
-                return;
-            }
-            message = queue.recv() => {
-                let Some(message) = message else { return };
-                if sink.feed(message).await.is_err() {
-                    return;
-                }
-                let mut sent = 1;
-                while let Ok(message) = queue.try_recv() {
-                    if sink.feed(message).await.is_err() {
-                        return;
-                    }
-                    sent += 1;
-                }
-                if sink.flush().await.is_err() {
-                    return;
-                }
-                metrics.ws_messages_sent_total.fetch_add(sent, Ordering::Relaxed);
-            }
-        }
     }
 }
