@@ -181,7 +181,7 @@ fn print_banner(
             writeln!(out, "first run: created super admin admin@localhost")?;
             writeln!(
                 out,
-                "  password: {password}   (shown once; or stop the server and run `app user create --role super_admin`)"
+                "  password: {password}   (shown once; to change it, stop the server and run `app user password`)"
             )?;
         }
         None => {

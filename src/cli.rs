@@ -118,6 +118,21 @@ pub struct ServeArgs {
 pub enum UserCommand {
     /// Create a user (like POST /api/users/, offline).
     Create(UserCreateArgs),
+    /// Set a user's password (offline), e.g. to replace the one printed on first run.
+    Password(UserPasswordArgs),
+}
+
+/// `app user password`.
+#[derive(Debug, Args)]
+pub struct UserPasswordArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The user's email (login name).
+    #[arg(long)]
+    pub email: String,
+    /// The new password, at least 8 characters.
+    #[arg(long)]
+    pub password: String,
 }
 
 /// `app user create`.

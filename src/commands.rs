@@ -1,12 +1,13 @@
-//! The offline subcommands: `app user create` and `app token`, working on the data folder
+//! The offline subcommands: `app user create`, `app user password` and `app token`, working
+//! on the data folder
 //! (sled allows one process at a time, so these need the server stopped).
 
 use crate::auth::{hash_password, JwtKeys};
-use crate::cli::{TokenArgs, UserCreateArgs};
+use crate::cli::{TokenArgs, UserCreateArgs, UserPasswordArgs};
 use crate::config::{db_path, ensure_data_dir, load_or_create_secret};
 use crate::domain::validate::{self, FieldErrors};
 use crate::domain::{NewUser, Role, UserView};
-use crate::store::{Applied, MailStamp, Mutation, Store};
+use crate::store::{Applied, MailStamp, Mutation, Store, StoreError};
 use crate::writer::Writer;
 use anyhow::{bail, Context};
 use std::path::Path;
@@ -35,26 +36,63 @@ pub fn user_create(args: &UserCreateArgs) -> anyhow::Result<()> {
             .collect();
         bail!("invalid user: {}", problems.join("; "));
     };
-    let store = open_store(&args.data.data)?;
-    let stamp = MailStamp {
-        epoch: store.epoch().to_string(),
-        domain: "localhost".into(),
-    };
-    let (writer, _, thread) = Writer::start(store, stamp)?;
-    let result = writer.submit_blocking(Mutation::CreateUser(NewUser {
-        email,
-        password_hash: hash_password(&password),
-        role,
-    }));
-    drop(writer);
-    let _ = thread.join();
-    match result? {
+    let result = apply_offline(
+        &args.data.data,
+        Mutation::CreateUser(NewUser {
+            email,
+            password_hash: hash_password(&password),
+            role,
+        }),
+    )?;
+    match result {
         Applied::User(user) => {
             println!("{}", serde_json::to_string(&UserView::from(&user))?);
             Ok(())
         }
         other => bail!("unexpected result {other:?}"),
     }
+}
+
+/// `app user password`: sets the password of an existing user; prints the user as JSON.
+/// Tokens issued before stay valid until they expire (they are not tied to the password).
+pub fn user_password(args: &UserPasswordArgs) -> anyhow::Result<()> {
+    let email =
+        validate::email(args.email.clone()).map_err(|why| anyhow::anyhow!("--email {why}"))?;
+    let password = validate::password(args.password.clone())
+        .map_err(|why| anyhow::anyhow!("--password {why}"))?;
+    let result = apply_offline(
+        &args.data.data,
+        Mutation::SetPassword {
+            email: email.clone(),
+            password_hash: hash_password(&password),
+        },
+    )
+    .map_err(|error| match error.downcast_ref::<StoreError>() {
+        Some(StoreError::NotFound(_)) => anyhow::anyhow!("no user with email {email}"),
+        _ => error,
+    })?;
+    match result {
+        Applied::User(user) => {
+            println!("{}", serde_json::to_string(&UserView::from(&user))?);
+            Ok(())
+        }
+        other => bail!("unexpected result {other:?}"),
+    }
+}
+
+/// Applies one mutation to the data folder through a writer of its own (same rules and
+/// durability as the server's), for a command run while the server is stopped.
+fn apply_offline(data: &Path, mutation: Mutation) -> anyhow::Result<Applied> {
+    let store = open_store(data)?;
+    let stamp = MailStamp {
+        epoch: store.epoch().to_string(),
+        domain: "localhost".into(),
+    };
+    let (writer, _, thread) = Writer::start(store, stamp)?;
+    let result = writer.submit_blocking(mutation);
+    drop(writer);
+    let _ = thread.join();
+    Ok(result?)
 }
 
 /// `app token`: prints a token for the user, signed with the data folder's secret.

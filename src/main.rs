@@ -24,6 +24,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(app::app::serve(config))
         }
         Command::User(UserCommand::Create(args)) => app::commands::user_create(&args),
+        Command::User(UserCommand::Password(args)) => app::commands::user_password(&args),
         Command::Token(args) => app::commands::token(&args),
         Command::Outbox(OutboxCommand::List(args)) => app::mail::cli::list(&args),
         Command::Outbox(OutboxCommand::Retry(args)) => app::mail::cli::retry(&args),

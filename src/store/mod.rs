@@ -275,7 +275,7 @@ impl Store {
     fn forget_changed_users(&self, mutations: &[Mutation]) {
         if mutations
             .iter()
-            .any(|m| matches!(m, Mutation::CreateUser(_)))
+            .any(|m| matches!(m, Mutation::CreateUser(_) | Mutation::SetPassword { .. }))
         {
             self.user_cache.clear();
         }

@@ -26,6 +26,11 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub enum Mutation {
     CreateUser(NewUser),
+    /// A new password hash for the user with this email (`app user password`).
+    SetPassword {
+        email: String,
+        password_hash: String,
+    },
     CreateBusiness(NewBusiness),
     UpdateBusiness {
         id: Uuid,
@@ -221,6 +226,10 @@ impl Tx<'_> {
 /// closure that sled runs again does exactly the same thing.
 enum Prepared<'a> {
     CreateUser(User),
+    SetPassword {
+        email: &'a str,
+        password_hash: &'a str,
+    },
     CreateBusiness(Business),
     UpdateBusiness {
         id: Uuid,
@@ -413,6 +422,13 @@ fn prepare(mutation: &Mutation) -> Prepared<'_> {
             password_hash: new.password_hash.clone(),
             created_at: now,
         }),
+        Mutation::SetPassword {
+            email,
+            password_hash,
+        } => Prepared::SetPassword {
+            email,
+            password_hash,
+        },
         Mutation::CreateBusiness(new) => Prepared::CreateBusiness(Business {
             id: Uuid::new_v4(),
             name: new.name.clone(),
@@ -496,6 +512,10 @@ impl Tx<'_> {
     ) -> TxResult<(Applied, Option<u64>)> {
         match mutation {
             Prepared::CreateUser(user) => self.create_user(user),
+            Prepared::SetPassword {
+                email,
+                password_hash,
+            } => self.set_password(email, password_hash),
             Prepared::CreateBusiness(business) => self.create_business(business, stamp, capacity),
             Prepared::UpdateBusiness { id, patch, now } => {
                 self.update_business(*id, patch, *now, capacity)
@@ -532,6 +552,19 @@ impl Tx<'_> {
         let seen = self.counter(meta_keys::NEXT_EVENT_ID)?.max(1) - 1;
         self.receipts.insert(user.id.as_bytes(), &u64_key(seen))?;
         Ok((Applied::User(user.clone()), None))
+    }
+
+    fn set_password(&self, email: &str, password_hash: &str) -> TxResult<(Applied, Option<u64>)> {
+        let Some(id) = self.user_emails.get(email.as_bytes())? else {
+            return abort(StoreError::NotFound("user"));
+        };
+        let Some(bytes) = self.users.get(&id)? else {
+            return abort(StoreError::NotFound("user"));
+        };
+        let mut user: User = tx_decode("users", &bytes)?;
+        user.password_hash = password_hash.to_string();
+        self.users.insert(&id, codec::encode(&user))?;
+        Ok((Applied::User(user), None))
     }
 
     fn create_business(

@@ -2,7 +2,8 @@
 //! checked through the server they prepare (API.md "Authentication", "Command line").
 
 use crate::rest_support::me;
-use crate::support::{Api, TestServer, ADMIN_EMAIL};
+use crate::support::{Api, TestServer, ADMIN_EMAIL, ADMIN_PASSWORD};
+use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -308,6 +309,99 @@ async fn user_create_works_offline_and_refuses_invalid_input() {
         "no invalid user was made: {:?}",
         users.body
     );
+}
+
+#[tokio::test]
+async fn user_password_replaces_a_password_offline_and_refuses_bad_input() {
+    let mut server = TestServer::start().await;
+    server.stop(); // The exit code is the shutdown tests' business (rest_durability).
+    let data = server.data_dir().to_path_buf();
+
+    let refused = [
+        (
+            vec!["--email", ADMIN_EMAIL, "--password", "short"],
+            "a 5-character password",
+        ),
+        (
+            vec![
+                "--email",
+                "nobody@example.com",
+                "--password",
+                "long-enough-1",
+            ],
+            "an unknown user",
+        ),
+        (
+            vec!["--email", "not-an-email", "--password", "long-enough-1"],
+            "an email without @",
+        ),
+    ];
+    for (flags, why) in refused {
+        let mut args = vec!["user", "password"];
+        args.extend(flags);
+        let output = app(&args, &data);
+        assert!(!output.status.success(), "{why}: must exit non-zero");
+        assert!(
+            !text(&output.stderr).trim().is_empty(),
+            "{why}: says why on stderr"
+        );
+    }
+    let unknown = app(
+        &[
+            "user",
+            "password",
+            "--email",
+            "nobody@example.com",
+            "--password",
+            "long-enough-1",
+        ],
+        &data,
+    );
+    assert!(
+        text(&unknown.stderr).contains("no user with email nobody@example.com"),
+        "names what is wrong: {}",
+        text(&unknown.stderr)
+    );
+
+    // Email matching is case-insensitive, as at login.
+    let changed = app(
+        &[
+            "user",
+            "password",
+            "--email",
+            &ADMIN_EMAIL.to_uppercase(),
+            "--password",
+            "new-admin-pass-2",
+        ],
+        &data,
+    );
+    assert!(
+        changed.status.success(),
+        "stderr: {}",
+        text(&changed.stderr)
+    );
+    let printed: serde_json::Value =
+        serde_json::from_slice(&changed.stdout).expect("prints the user as JSON");
+    assert_eq!(printed["email"], ADMIN_EMAIL);
+    assert!(
+        printed.get("password_hash").is_none(),
+        "never prints the hash"
+    );
+
+    server.start_again().await;
+    let login = |password: &'static str| {
+        let api = server.api();
+        async move {
+            api.post(
+                "/api/auth/token/",
+                json!({"email": ADMIN_EMAIL, "password": password}),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(login(ADMIN_PASSWORD).await, 401, "the old password is gone");
+    assert_eq!(login("new-admin-pass-2").await, 200, "the new one works");
 }
 
 #[tokio::test]
