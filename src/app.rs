@@ -74,7 +74,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
-    print_banner(addr, &store, &config, first_run_password.as_deref())?;
+    // A closed stdout (its reader went away) is no reason to stop serving.
+    if let Err(error) = print_banner(addr, &store, &config, first_run_password.as_deref()) {
+        tracing::warn!(%error, "could not print the startup banner");
+    }
     tracing::info!(%addr, data = %config.data_dir.display(), "serving");
 
     tokio::spawn(crate::shutdown::on_signal(signals, shutdown.clone()));

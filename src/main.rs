@@ -11,7 +11,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            use std::io::Write;
+            // Not `eprintln!`: it panics when stderr is closed, and the exit code must stay 1.
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -49,5 +51,9 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A closed stderr (a log pipe whose reader died) must not turn a log line into a
+        // panic: tracing-subscriber would report the failed write with `eprintln!`, which
+        // panics, and the task that logged (say, the signal handler) would die with it.
+        .log_internal_errors(false)
         .init();
 }

@@ -23,10 +23,12 @@ pub fn install() -> std::io::Result<Signals> {
 
 /// Cancels `token` on the first SIGINT or SIGTERM.
 pub async fn on_signal(mut signals: Signals, token: CancellationToken) {
-    tokio::select! {
-        _ = signals.interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
-        _ = signals.terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+    let name = tokio::select! {
+        _ = signals.interrupt.recv() => "SIGINT",
+        _ = signals.terminate.recv() => "SIGTERM",
         () = token.cancelled() => return,
-    }
+    };
+    // Cancel before logging: nothing that logging might do can keep the server running.
     token.cancel();
+    tracing::info!("{name} received, shutting down");
 }

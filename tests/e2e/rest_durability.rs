@@ -347,3 +347,62 @@ async fn sigterm_right_after_the_listening_line_exits_0() {
         "the folder is intact"
     );
 }
+
+/// DESIGN invariant 6 when nobody reads the logs any more: with stdout and stderr closed by
+/// their reader (a log pipe that died), the server keeps serving, and SIGTERM still ends it
+/// gracefully. (A log line written to the closed stderr used to kill the signal handler.)
+#[tokio::test]
+async fn with_its_output_pipes_closed_the_server_serves_and_sigterm_exits_0() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(TestServer::binary())
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("APP_ADMIN_EMAIL", crate::support::ADMIN_EMAIL)
+        .env("APP_ADMIN_PASSWORD", crate::support::ADMIN_PASSWORD)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // Both readers go away; every later write by the server fails with EPIPE.
+    drop(child.stderr.take());
+    let base = first
+        .trim()
+        .strip_prefix("app listening on ")
+        .unwrap_or_else(|| panic!("banner: {first:?}"))
+        .to_string();
+
+    let api = crate::support::Api::new(&base);
+    let admin = api
+        .login(crate::support::ADMIN_EMAIL, crate::support::ADMIN_PASSWORD)
+        .await;
+    admin
+        .create_business("Still here", "still-here", "o@example.com")
+        .await;
+    assert_eq!(admin.get("/healthz").await.status, 200, "still serving");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no exit within 20 s of SIGTERM with closed output pipes");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(code, Some(0));
+}
