@@ -543,24 +543,26 @@ async fn without_smtp_each_mail_is_one_readable_eml_file() {
     book_as(&server.api(), id, "Ann", "ann@customers.test").await;
 
     let folder = server.data_dir().join("mail");
-    let names = eventually("three .eml files", || {
-        let folder = folder.clone();
-        async move {
-            let names: BTreeSet<String> = std::fs::read_dir(&folder)
-                .ok()?
-                .map(|entry| {
-                    entry
-                        .expect("entry")
-                        .file_name()
-                        .into_string()
-                        .expect("name")
-                })
-                .collect();
-            (names.len() == 3).then_some(names)
-        }
-    })
-    .await;
+    let list = |folder: &Path| -> BTreeSet<String> {
+        std::fs::read_dir(folder)
+            .map(|entries| {
+                entries
+                    .map(|entry| {
+                        entry
+                            .expect("entry")
+                            .file_name()
+                            .into_string()
+                            .expect("name")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // A mail is written to a hidden temporary file and renamed into place, so a listing in
+    // the middle of a write may show `.N.eml.tmp`; once all three are sent, none is left.
     metric_becomes(&server, "app_outbox_sent_total", 3).await;
+    let names = list(&folder);
+    assert_eq!(names.len(), 3, "one file per mail, no leftovers: {names:?}");
     let mut recipients = Vec::new();
     for name in &names {
         let outbox_id = name
