@@ -916,45 +916,55 @@ async fn kill9_mid_burst_loses_nothing_any_socket_saw() {
     }
 }
 
-#[tokio::test]
-async fn app_watch_prints_events_as_json_lines() {
-    let server = TestServer::start().await;
-    let admin = server.admin().await;
-    let mut watch = tokio::process::Command::new(TestServer::binary())
-        .args([
-            "watch",
-            "--url",
-            &server.base,
-            "--token",
-            &token(&admin),
-            "--count",
-            "2",
-        ])
+/// Starts `app watch` with `args` against `server` and waits until its socket is counted,
+/// so events written from now on are live for it.
+async fn spawn_watch(server: &TestServer, admin: &Api, args: &[&str]) -> tokio::process::Child {
+    let watch = tokio::process::Command::new(TestServer::binary())
+        .args(["watch", "--url", &server.base])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    // Wait until its socket is counted, so the events are live for it.
     eventually("app watch to connect", || async {
         (admin.get("/api/dashboard/").await.body["connections"] == 1).then_some(())
     })
     .await;
-    admin.create_business("A", "a", "o@example.com").await;
-    admin.create_business("B", "b", "o@example.com").await;
-    let output = tokio::time::timeout(Duration::from_secs(20), async {
+    watch
+}
+
+/// The JSON lines `app watch` prints until it exits (after its `--count`), within 30 s.
+async fn watched_until_exit(stdout: impl tokio::io::AsyncRead + Unpin) -> Vec<Value> {
+    let mut stdout = stdout;
+    let output = tokio::time::timeout(Duration::from_secs(30), async {
         let mut out = String::new();
-        tokio::io::AsyncReadExt::read_to_string(watch.stdout.as_mut().unwrap(), &mut out)
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out)
             .await
             .unwrap();
         out
     })
     .await
     .expect("app watch exits after --count events");
-    let lines: Vec<Value> = output
+    output
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn app_watch_prints_events_as_json_lines() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let mut watch = spawn_watch(
+        &server,
+        &admin,
+        &["--token", &token(&admin), "--count", "2"],
+    )
+    .await;
+    admin.create_business("A", "a", "o@example.com").await;
+    admin.create_business("B", "b", "o@example.com").await;
+    let lines = watched_until_exit(watch.stdout.take().unwrap()).await;
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["type"], "business_created");
     assert_eq!(lines.iter().map(id_of).collect::<Vec<_>>(), vec![1, 2]);
@@ -965,18 +975,15 @@ async fn app_watch_prints_events_as_json_lines() {
 async fn app_watch_signs_in_reconnects_after_a_restart_and_resumes_without_gap() {
     let mut server = TestServer::start().await;
     let admin = server.admin().await;
-    let mut watch = tokio::process::Command::new(TestServer::binary())
-        .args(["watch", "--url", &server.base, "--email", ADMIN_EMAIL])
-        .args(["--password", ADMIN_PASSWORD, "--count", "3"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    eventually("app watch to connect", || async {
-        (admin.get("/api/dashboard/").await.body["connections"] == 1).then_some(())
-    })
-    .await;
+    let args = [
+        "--email",
+        ADMIN_EMAIL,
+        "--password",
+        ADMIN_PASSWORD,
+        "--count",
+        "3",
+    ];
+    let mut watch = spawn_watch(&server, &admin, &args).await;
     admin.create_business("A", "a", "o@example.com").await;
     // Its first event is out before the restart, so the watcher has a position to resume from.
     let mut stdout = tokio::io::BufReader::new(watch.stdout.take().unwrap());
@@ -1005,19 +1012,7 @@ async fn app_watch_signs_in_reconnects_after_a_restart_and_resumes_without_gap()
     admin.create_business("B", "b", "o@example.com").await;
     admin.create_business("C", "c", "o@example.com").await;
     signal("-CONT");
-    let rest = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut out = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out)
-            .await
-            .unwrap();
-        out
-    })
-    .await
-    .expect("app watch reconnects, resumes and exits after --count events");
-    let ids: Vec<u64> = rest
-        .lines()
-        .map(|line| id_of(&serde_json::from_str(line).unwrap()))
-        .collect();
+    let ids: Vec<u64> = watched_until_exit(stdout).await.iter().map(id_of).collect();
     assert_eq!(
         ids,
         vec![2, 3],

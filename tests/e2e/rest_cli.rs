@@ -74,12 +74,7 @@ impl BareServer {
 
     /// SIGTERM, and the exit code.
     fn stop(mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let status = self.child.wait().expect("wait");
-        status.code()
+        crate::support::server::terminate(&mut self.child, Duration::from_secs(30))
     }
 }
 
@@ -102,6 +97,16 @@ fn app(args: &[&str], data: &Path) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run app")
+}
+
+/// Runs `app <args>` and asserts it refuses: a non-zero exit and a reason on stderr, which
+/// it returns.
+fn refused(args: &[&str], data: &Path, why: &str) -> String {
+    let output = app(args, data);
+    assert!(!output.status.success(), "{why}: must exit non-zero");
+    let stderr = text(&output.stderr);
+    assert!(!stderr.trim().is_empty(), "{why}: says why on stderr");
+    stderr
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -284,14 +289,7 @@ async fn user_create_works_offline_and_refuses_invalid_input() {
         ),
     ];
     for (flags, why) in cases {
-        let mut args = vec!["user", "create"];
-        args.extend(flags);
-        let output = app(&args, &data);
-        assert!(!output.status.success(), "{why}: must exit non-zero");
-        assert!(
-            !text(&output.stderr).trim().is_empty(),
-            "{why}: says why on stderr"
-        );
+        refused(&[&["user", "create"], &flags[..]].concat(), &data, why);
     }
 
     server.start_again().await;
@@ -317,50 +315,19 @@ async fn user_password_replaces_a_password_offline_and_refuses_bad_input() {
     server.stop(); // The exit code is the shutdown tests' business (rest_durability).
     let data = server.data_dir().to_path_buf();
 
-    let refused = [
-        (
-            vec!["--email", ADMIN_EMAIL, "--password", "short"],
-            "a 5-character password",
-        ),
-        (
-            vec![
-                "--email",
-                "nobody@example.com",
-                "--password",
-                "long-enough-1",
-            ],
-            "an unknown user",
-        ),
-        (
-            vec!["--email", "not-an-email", "--password", "long-enough-1"],
-            "an email without @",
-        ),
-    ];
-    for (flags, why) in refused {
-        let mut args = vec!["user", "password"];
-        args.extend(flags);
-        let output = app(&args, &data);
-        assert!(!output.status.success(), "{why}: must exit non-zero");
-        assert!(
-            !text(&output.stderr).trim().is_empty(),
-            "{why}: says why on stderr"
-        );
-    }
-    let unknown = app(
-        &[
-            "user",
-            "password",
-            "--email",
-            "nobody@example.com",
-            "--password",
-            "long-enough-1",
-        ],
-        &data,
-    );
+    let password = |email: &str, password: &str, why: &str| {
+        refused(
+            &["user", "password", "--email", email, "--password", password],
+            &data,
+            why,
+        )
+    };
+    password(ADMIN_EMAIL, "short", "a 5-character password");
+    password("not-an-email", "long-enough-1", "an email without @");
+    let unknown = password("nobody@example.com", "long-enough-1", "an unknown user");
     assert!(
-        text(&unknown.stderr).contains("no user with email nobody@example.com"),
-        "names what is wrong: {}",
-        text(&unknown.stderr)
+        unknown.contains("no user with email nobody@example.com"),
+        "names what is wrong: {unknown}"
     );
 
     // Email matching is case-insensitive, as at login.

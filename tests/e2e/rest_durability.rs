@@ -388,21 +388,6 @@ async fn with_its_output_pipes_closed_the_server_serves_and_sigterm_exits_0() {
         .await;
     assert_eq!(admin.get("/healthz").await.status, 200, "still serving");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("no exit within 20 s of SIGTERM with closed output pipes");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let code = crate::support::server::terminate(&mut child, std::time::Duration::from_secs(20));
     assert_eq!(code, Some(0));
 }

@@ -141,21 +141,7 @@ impl TestServer {
     /// SIGTERM, then waits for the exit; returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("server did not stop within 30 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate(&mut child, Duration::from_secs(30))
     }
 
     /// SIGKILL: no chance to flush or close anything.
@@ -206,5 +192,25 @@ impl Drop for TestServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// SIGTERM, then waits for the exit; returns the exit code (`None`: killed by a signal).
+/// Fails the test (after a SIGKILL) when the process is still running `within` later.
+pub fn terminate(child: &mut Child, within: Duration) -> Option<i32> {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server did not stop within {within:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
