@@ -1,21 +1,30 @@
 //! Builds every handle, spawns every long-lived task, and runs the shutdown sequence:
 //! cancel → warp stops accepting and finishes HTTP → sessions send 1001 and end → the
 //! drainer finishes its send → the writer drains and flushes → exit 0 (DESIGN invariant 6).
+//!
+//! [`Application::build`] does everything up to a bound listener, and
+//! [`Application::run_until_stopped`] serves until its shutdown token is cancelled, so a test
+//! can run the server in-process; [`serve`] is the two with the banner and the signal
+//! handlers, as `app serve` runs them.
 
-use crate::api::{self, AppState, RateLimiter};
 use crate::auth::{hash_password, JwtKeys};
 use crate::bus::Bus;
 use crate::config::Config;
-use crate::domain::{validate, NewUser, Role};
+use crate::domain::{Role, UserDraft};
 use crate::mail::drainer::{self, Drainer};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
-use crate::store::{MailStamp, Mutation, Store};
+use crate::rate_limit::RateLimiter;
+use crate::state::AppState;
+use crate::store::{MailStamp, Store};
 use crate::writer::Writer;
 use anyhow::Context;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -27,90 +36,162 @@ const SESSIONS_GRACE: Duration = Duration::from_secs(5);
 /// # Errors
 /// When the store cannot be opened (locked, corrupt) or the address cannot be bound.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let mailer = Mailer::from_config(&config)?;
-    let store = {
-        let (path, cache, retention) =
-            (config.db_path(), config.cache_bytes, config.event_retention);
-        tokio::task::spawn_blocking(move || Store::open(&path, cache, retention))
-            .await?
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?
-    };
-    let stamp = MailStamp {
-        epoch: store.epoch().to_string(),
-        domain: config.mail_domain(),
-    };
-    let (writer, watermark, writer_thread) = Writer::start(store.clone(), stamp)?;
-    let shutdown = CancellationToken::new();
+    // Before the banner: a signal right after it must be a graceful shutdown.
     let signals = crate::shutdown::install()?;
-    let tracker = TaskTracker::new();
-    let drainer_watermark = watermark.clone();
-    let (bus, publisher) = Bus::start(&store, watermark, shutdown.clone())?;
-    let metrics = Arc::new(Metrics::default());
-    tracker.spawn(count_events(bus.clone(), metrics.clone(), shutdown.clone()));
-    let drainer = Drainer::new(
-        store.clone(),
-        mailer,
-        drainer_watermark,
-        metrics.clone(),
-        &config,
-    );
-    tracker.spawn(drainer::run(drainer, bus.clone(), shutdown.clone()));
-
-    let first_run_password = bootstrap_admin(&store, &writer, &config).await?;
-
-    let state = AppState {
-        store: store.clone(),
-        writer: writer.clone(),
-        bus: bus.clone(),
-        keys: Arc::new(JwtKeys::new(&config.secret, config.token_ttl_seconds)),
-        metrics: metrics.clone(),
-        config: config.clone(),
-        booking_limiter: Arc::new(RateLimiter::new(config.booking_rate_per_minute)),
-        shutdown: shutdown.clone(),
-    };
-
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("binding {}", config.addr))?;
-    let addr = listener.local_addr()?;
+    let app = Application::build(config).await?;
     // A closed stdout (its reader went away) is no reason to stop serving.
-    if let Err(error) = print_banner(addr, &store, &config, first_run_password.as_deref()) {
+    if let Err(error) = print_banner(
+        app.addr,
+        &app.state.store,
+        &app.state.config,
+        app.first_run_password.as_deref(),
+    ) {
         tracing::warn!(%error, "could not print the startup banner");
     }
-    tracing::info!(%addr, data = %config.data_dir.display(), "serving");
+    tracing::info!(addr = %app.addr, data = %app.state.config.data_dir.display(), "serving");
+    tokio::spawn(crate::shutdown::on_signal(signals, app.shutdown_token()));
+    app.run_until_stopped().await
+}
 
-    tokio::spawn(crate::shutdown::on_signal(signals, shutdown.clone()));
-    warp::serve(api::routes(state.clone()))
-        .incoming(listener)
-        .graceful(shutdown.clone().cancelled_owned())
-        .run()
-        .await;
+/// A server with every handle built, every background task running and its address bound;
+/// it accepts connections once [`Application::run_until_stopped`] runs.
+pub struct Application {
+    state: AppState,
+    listener: TcpListener,
+    addr: SocketAddr,
+    tracker: TaskTracker,
+    writer_thread: std::thread::JoinHandle<()>,
+    publisher: JoinHandle<()>,
+    first_run_password: Option<String>,
+}
 
-    // warp has stopped accepting and finished its HTTP requests; WebSocket sessions were
-    // spawned outside its graceful shutdown, and close themselves with 1001 on `shutdown`.
-    let deadline = tokio::time::Instant::now() + SESSIONS_GRACE;
-    while metrics.ws_connections.load(Ordering::Relaxed) > 0
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+impl Application {
+    /// Opens the store, starts the writer, bus and drainer, creates the first super admin
+    /// if there is no user, and binds `config.addr`.
+    ///
+    /// # Errors
+    /// When the store cannot be opened (locked, corrupt), the first admin's settings are
+    /// invalid, or the address cannot be bound.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let mailer = Mailer::from_config(&config)?;
+        let store = {
+            let (path, cache, retention) =
+                (config.db_path(), config.cache_bytes, config.event_retention);
+            tokio::task::spawn_blocking(move || Store::open(&path, cache, retention))
+                .await?
+                .with_context(|| format!("opening the store in {}", config.data_dir.display()))?
+        };
+        let stamp = MailStamp {
+            epoch: store.epoch().to_string(),
+            domain: config.mail_domain(),
+        };
+        let (writer, watermark, writer_thread) = Writer::start(store.clone(), stamp)?;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let drainer_watermark = watermark.clone();
+        let (bus, publisher) = Bus::start(&store, watermark, shutdown.clone())?;
+        let metrics = Arc::new(Metrics::default());
+        tracker.spawn(count_events(bus.clone(), metrics.clone(), shutdown.clone()));
+        let drainer = Drainer::new(
+            store.clone(),
+            mailer,
+            drainer_watermark,
+            metrics.clone(),
+            &config,
+        );
+        tracker.spawn(drainer::run(drainer, bus.clone(), shutdown.clone()));
+
+        let first_run_password = bootstrap_admin(&store, &writer, &config).await?;
+
+        let state = AppState {
+            store,
+            writer,
+            bus,
+            keys: Arc::new(JwtKeys::new(&config.secret, config.token_ttl_seconds)),
+            metrics,
+            config: config.clone(),
+            booking_limiter: Arc::new(RateLimiter::new(config.booking_rate_per_minute)),
+            shutdown,
+        };
+
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            state,
+            listener,
+            addr,
+            tracker,
+            writer_thread,
+            publisher,
+            first_run_password,
+        })
     }
-    tracker.close();
-    if tokio::time::timeout(SESSIONS_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("background tasks did not stop in time");
+
+    /// The bound address (useful with port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.addr
     }
-    drop(state);
-    writer.stop().await;
-    let joined = tokio::task::spawn_blocking(move || writer_thread.join()).await;
-    if !matches!(joined, Ok(Ok(()))) {
-        tracing::error!("the writer thread failed while stopping");
+
+    /// The generated password of the super admin created on first run, if one was.
+    pub fn first_run_password(&self) -> Option<&str> {
+        self.first_run_password.as_deref()
     }
-    publisher.abort();
-    tracing::info!("stopped");
-    Ok(())
+
+    /// Cancelling this token shuts the server down (what SIGINT/SIGTERM do in [`serve`]).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then runs the shutdown sequence.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for a shutdown step that can fail.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            state,
+            listener,
+            tracker,
+            writer_thread,
+            publisher,
+            ..
+        } = self;
+        let shutdown = state.shutdown.clone();
+        let metrics = state.metrics.clone();
+        let writer = state.writer.clone();
+        warp::serve(crate::routes::routes(state.clone()))
+            .incoming(listener)
+            .graceful(shutdown.cancelled_owned())
+            .run()
+            .await;
+
+        // warp has stopped accepting and finished its HTTP requests; WebSocket sessions were
+        // spawned outside its graceful shutdown, and close themselves with 1001 on `shutdown`.
+        let deadline = tokio::time::Instant::now() + SESSIONS_GRACE;
+        while metrics.ws_connections.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracker.close();
+        if tokio::time::timeout(SESSIONS_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop in time");
+        }
+        drop(state);
+        writer.stop().await;
+        let joined = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::error!("the writer thread failed while stopping");
+        }
+        publisher.abort();
+        tracing::info!("stopped");
+        Ok(())
+    }
 }
 
 /// Counts published events for `/metrics` (a bus subscriber like any other).
@@ -150,27 +231,31 @@ async fn bootstrap_admin(
             ("admin@localhost".to_string(), password, true)
         }
     };
-    let email = validate::email(email).map_err(|why| anyhow::anyhow!("APP_ADMIN_EMAIL {why}"))?;
-    let password =
-        validate::password(password).map_err(|why| anyhow::anyhow!("APP_ADMIN_PASSWORD {why}"))?;
-    let hash = {
-        let password = password.clone();
-        tokio::task::spawn_blocking(move || hash_password(&password)).await?
-    };
+    let draft = UserDraft::parse(email, password, Role::SuperAdmin.as_str()).map_err(|errors| {
+        // The first problem, named by the setting that caused it.
+        let (field, why) = errors
+            .0
+            .first()
+            .cloned()
+            .unwrap_or(("email", String::new()));
+        anyhow::anyhow!("APP_ADMIN_{} {why}", field.to_uppercase())
+    })?;
+    let password = draft.password.clone();
+    let new = tokio::task::spawn_blocking(move || {
+        let password_hash = hash_password(draft.password.expose());
+        draft.into_new_user(password_hash)
+    })
+    .await?;
     writer
-        .submit(Mutation::CreateUser(NewUser {
-            email,
-            password_hash: hash,
-            role: Role::SuperAdmin,
-        }))
+        .create_user(new)
         .await
         .context("creating the first super admin")?;
-    Ok(generated.then_some(password))
+    Ok(generated.then_some(password.expose().to_string()))
 }
 
 /// Prints where the server is and how to log in (stdout: read by people and tests).
 fn print_banner(
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     store: &Store,
     config: &Config,
     first_run_password: Option<&str>,

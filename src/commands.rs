@@ -5,9 +5,8 @@
 use crate::auth::{hash_password, JwtKeys};
 use crate::cli::{TokenArgs, UserCreateArgs, UserPasswordArgs};
 use crate::config::{db_path, ensure_data_dir, load_or_create_secret};
-use crate::domain::validate::{self, FieldErrors};
-use crate::domain::{NewUser, Role, UserView};
-use crate::store::{Applied, MailStamp, Mutation, Store, StoreError};
+use crate::domain::{Email, Password, UserDraft, UserView};
+use crate::store::{MailStamp, Store, StoreError};
 use crate::writer::Writer;
 use anyhow::{bail, Context};
 use std::path::Path;
@@ -24,72 +23,55 @@ pub fn open_store(data: &Path) -> anyhow::Result<Store> {
 
 /// `app user create`: prints the new user as JSON.
 pub fn user_create(args: &UserCreateArgs) -> anyhow::Result<()> {
-    let mut errors = FieldErrors::default();
-    let email = errors.check("email", validate::email(args.email.clone()));
-    let password = errors.check("password", validate::password(args.password.clone()));
-    let role = Role::parse(&args.role);
-    let (Some(email), Some(password), Some(role)) = (email, password, role) else {
-        let problems: Vec<String> = errors
-            .0
-            .iter()
-            .map(|(field, message)| format!("--{field} {message}"))
-            .collect();
-        bail!("invalid user: {}", problems.join("; "));
-    };
-    let result = apply_offline(
-        &args.data.data,
-        Mutation::CreateUser(NewUser {
-            email,
-            password_hash: hash_password(&password),
-            role,
-        }),
-    )?;
-    match result {
-        Applied::User(user) => {
-            println!("{}", serde_json::to_string(&UserView::from(&user))?);
-            Ok(())
+    let draft = match UserDraft::parse(args.email.clone(), args.password.clone(), &args.role) {
+        Ok(draft) => draft,
+        Err(errors) => {
+            let problems: Vec<String> = errors
+                .0
+                .iter()
+                .map(|(field, message)| format!("--{field} {message}"))
+                .collect();
+            bail!("invalid user: {}", problems.join("; "));
         }
-        other => bail!("unexpected result {other:?}"),
-    }
+    };
+    let password_hash = hash_password(draft.password.expose());
+    let new = draft.into_new_user(password_hash);
+    let user = with_offline_writer(&args.data.data, |writer| writer.create_user_blocking(new))?;
+    println!("{}", serde_json::to_string(&UserView::from(&user))?);
+    Ok(())
 }
 
 /// `app user password`: sets the password of an existing user; prints the user as JSON.
 /// Tokens issued before stay valid until they expire (they are not tied to the password).
 pub fn user_password(args: &UserPasswordArgs) -> anyhow::Result<()> {
-    let email =
-        validate::email(args.email.clone()).map_err(|why| anyhow::anyhow!("--email {why}"))?;
-    let password = validate::password(args.password.clone())
+    let email = Email::parse(args.email.clone()).map_err(|why| anyhow::anyhow!("--email {why}"))?;
+    let password = Password::parse(args.password.clone())
         .map_err(|why| anyhow::anyhow!("--password {why}"))?;
-    let result = apply_offline(
-        &args.data.data,
-        Mutation::SetPassword {
-            email: email.clone(),
-            password_hash: hash_password(&password),
-        },
-    )
+    let password_hash = hash_password(password.expose());
+    let user = with_offline_writer(&args.data.data, |writer| {
+        writer.set_password_blocking(email.as_str().to_string(), password_hash)
+    })
     .map_err(|error| match error.downcast_ref::<StoreError>() {
-        Some(StoreError::NotFound(_)) => anyhow::anyhow!("no user with email {email}"),
+        Some(StoreError::NotFound(_)) => anyhow::anyhow!("no user with email {}", email.as_str()),
         _ => error,
     })?;
-    match result {
-        Applied::User(user) => {
-            println!("{}", serde_json::to_string(&UserView::from(&user))?);
-            Ok(())
-        }
-        other => bail!("unexpected result {other:?}"),
-    }
+    println!("{}", serde_json::to_string(&UserView::from(&user))?);
+    Ok(())
 }
 
-/// Applies one mutation to the data folder through a writer of its own (same rules and
-/// durability as the server's), for a command run while the server is stopped.
-fn apply_offline(data: &Path, mutation: Mutation) -> anyhow::Result<Applied> {
+/// Runs `apply` against a writer of its own over the data folder (same rules and durability
+/// as the server's), for a command run while the server is stopped.
+fn with_offline_writer<T>(
+    data: &Path,
+    apply: impl FnOnce(&Writer) -> Result<T, StoreError>,
+) -> anyhow::Result<T> {
     let store = open_store(data)?;
     let stamp = MailStamp {
         epoch: store.epoch().to_string(),
         domain: "localhost".into(),
     };
     let (writer, _, thread) = Writer::start(store, stamp)?;
-    let result = writer.submit_blocking(mutation);
+    let result = apply(&writer);
     drop(writer);
     let _ = thread.join();
     Ok(result?)
@@ -97,12 +79,11 @@ fn apply_offline(data: &Path, mutation: Mutation) -> anyhow::Result<Applied> {
 
 /// `app token`: prints a token for the user, signed with the data folder's secret.
 pub fn token(args: &TokenArgs) -> anyhow::Result<()> {
-    let email =
-        validate::email(args.email.clone()).map_err(|why| anyhow::anyhow!("--email {why}"))?;
+    let email = Email::parse(args.email.clone()).map_err(|why| anyhow::anyhow!("--email {why}"))?;
     let store = open_store(&args.data.data)?;
     let user = store
-        .user_by_email(&email)?
-        .with_context(|| format!("no user with email {email}"))?;
+        .user_by_email(email.as_str())?
+        .with_context(|| format!("no user with email {}", email.as_str()))?;
     let secret = load_or_create_secret(&args.data.data, args.jwt_secret.as_deref())?;
     let keys = JwtKeys::new(&secret, args.ttl);
     let (token, _) = keys.issue_with_ttl(&user, args.ttl);

@@ -1,15 +1,19 @@
 //! `app`: one binary that replaces a Django + Channels + Daphne + Redis stack.
 //!
-//! Architecture (DESIGN.md): API handlers ([`api`]) validate input and hand every change to
-//! the single [`writer`], which applies it as one sled transaction over the [`store`] (entity,
-//! event — which is also its activity entry — and outbox rows together) and replies after the
-//! group-commit flush.
+//! Architecture (DESIGN.md): [`routes`] is the one router: the REST handlers ([`api`]), the
+//! WebSocket routes ([`ws`]) and the dashboard ([`web`]) side by side. Both `api` and `ws`
+//! work on the [`state`] handles and its authenticated `Caller` (which owns the ownership
+//! rule), and answer in the JSON shapes of [`reply`]; neither imports the other. API
+//! handlers validate input and hand every change to the single [`writer`], which applies it
+//! as one sled transaction over the [`store`] (entity, event — which is also its activity
+//! entry — and outbox rows together) and replies after the group-commit flush.
 //! A sled watcher on the `events` tree feeds the [`bus`] (a tokio broadcast channel), which
-//! publishes each event once it is durable, in id order. WebSocket sessions ([`ws`]) and the
-//! [`mail`] drainer subscribe to it (the drainer as a doorbell: it sends the outbox rows the
-//! writer stored with their cause). [`web`] is the dashboard compiled into the binary; [`app`]
-//! wires everything and owns the shutdown sequence; [`cli`] and [`config`] turn flags and
-//! environment into settings; [`watch`] and [`bench`] are clients of the running server.
+//! publishes each event once it is durable, in id order. WebSocket sessions and the [`mail`]
+//! drainer subscribe to it (the drainer as a doorbell: it sends the outbox rows the writer
+//! stored with their cause). [`app`] builds every handle, runs the server and owns the
+//! shutdown sequence; [`cli`] and [`config`] turn flags and environment into settings;
+//! [`commands`] are the offline subcommands; [`watch`] and [`bench`] are clients of the
+//! running server.
 
 pub mod api;
 pub mod app;
@@ -22,7 +26,11 @@ pub mod config;
 pub mod domain;
 pub mod mail;
 pub mod metrics;
+pub mod rate_limit;
+pub mod reply;
+pub mod routes;
 pub mod shutdown;
+pub mod state;
 pub mod store;
 pub mod watch;
 pub mod web;

@@ -6,10 +6,14 @@
 //! holds by construction (DESIGN invariant 2). After each flush it raises the durable
 //! watermark, which the bus waits for before publishing (invariant 1).
 
+use crate::domain::{
+    Business, BusinessPatch, NewBusiness, NewReservation, NewUser, Reservation, User,
+};
 use crate::store::{Applied, MailStamp, Mutation, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
 
 /// Most mutations applied before one flush; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
@@ -99,6 +103,132 @@ impl Writer {
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
+    /// Creates a user (durable on return).
+    ///
+    /// # Errors
+    /// As [`Writer::submit`].
+    pub async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        match self.submit(Mutation::CreateUser(new)).await? {
+            Applied::User(user) => Ok(user),
+            _ => Err(mismatch("CreateUser")),
+        }
+    }
+
+    /// [`Writer::create_user`] for callers outside the async runtime.
+    pub fn create_user_blocking(&self, new: NewUser) -> Result<User, StoreError> {
+        match self.submit_blocking(Mutation::CreateUser(new))? {
+            Applied::User(user) => Ok(user),
+            _ => Err(mismatch("CreateUser")),
+        }
+    }
+
+    /// Replaces the password hash of the user with `email`, outside the async runtime.
+    ///
+    /// # Errors
+    /// `NotFound` when no user has that email; otherwise as [`Writer::submit`].
+    pub fn set_password_blocking(
+        &self,
+        email: String,
+        password_hash: String,
+    ) -> Result<User, StoreError> {
+        match self.submit_blocking(Mutation::SetPassword {
+            email,
+            password_hash,
+        })? {
+            Applied::User(user) => Ok(user),
+            _ => Err(mismatch("SetPassword")),
+        }
+    }
+
+    /// Creates a business.
+    ///
+    /// # Errors
+    /// `Conflict` on a taken subdomain; otherwise as [`Writer::submit`].
+    pub async fn create_business(&self, new: NewBusiness) -> Result<Business, StoreError> {
+        match self.submit(Mutation::CreateBusiness(new)).await? {
+            Applied::Business(business) => Ok(business),
+            _ => Err(mismatch("CreateBusiness")),
+        }
+    }
+
+    /// Changes the given fields of a business; returns it as it now is.
+    ///
+    /// # Errors
+    /// `NotFound`; otherwise as [`Writer::submit`].
+    pub async fn update_business(
+        &self,
+        id: Uuid,
+        patch: BusinessPatch,
+    ) -> Result<Business, StoreError> {
+        match self.submit(Mutation::UpdateBusiness { id, patch }).await? {
+            Applied::Business(business) => Ok(business),
+            _ => Err(mismatch("UpdateBusiness")),
+        }
+    }
+
+    /// Deletes a business and its reservations; returns the business as it was.
+    ///
+    /// # Errors
+    /// `NotFound`; otherwise as [`Writer::submit`].
+    pub async fn delete_business(&self, id: Uuid) -> Result<Business, StoreError> {
+        match self.submit(Mutation::DeleteBusiness { id }).await? {
+            Applied::Deleted(business) => Ok(business),
+            _ => Err(mismatch("DeleteBusiness")),
+        }
+    }
+
+    /// Books a reservation at a business.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown business; otherwise as [`Writer::submit`].
+    pub async fn create_reservation(
+        &self,
+        business_id: Uuid,
+        new: NewReservation,
+    ) -> Result<Reservation, StoreError> {
+        match self
+            .submit(Mutation::CreateReservation { business_id, new })
+            .await?
+        {
+            Applied::Reservation(reservation) => Ok(reservation),
+            _ => Err(mismatch("CreateReservation")),
+        }
+    }
+
+    /// Cancels a reservation of a business; returns it as it now is.
+    ///
+    /// # Errors
+    /// `NotFound`, or `Conflict` when it is already cancelled; otherwise as
+    /// [`Writer::submit`].
+    pub async fn cancel_reservation(
+        &self,
+        business_id: Uuid,
+        reservation_id: Uuid,
+    ) -> Result<Reservation, StoreError> {
+        match self
+            .submit(Mutation::CancelReservation {
+                business_id,
+                reservation_id,
+            })
+            .await?
+        {
+            Applied::Reservation(reservation) => Ok(reservation),
+            _ => Err(mismatch("CancelReservation")),
+        }
+    }
+
+    /// Records that `user_id` has read everything up to `up_to`; returns the stored read
+    /// position, which never moves backwards.
+    ///
+    /// # Errors
+    /// As [`Writer::submit`].
+    pub async fn mark_read(&self, user_id: Uuid, up_to: u64) -> Result<u64, StoreError> {
+        match self.submit(Mutation::MarkRead { user_id, up_to }).await? {
+            Applied::ReadUpTo(stored) => Ok(stored),
+            _ => Err(mismatch("MarkRead")),
+        }
+    }
+
     /// Asks the writer to finish the mutations queued so far, flush and stop; later
     /// submissions fail with `Closed`. Join the thread handle to wait for it.
     pub async fn stop(&self) {
@@ -109,6 +239,14 @@ impl Writer {
     pub fn durable_event_id(&self) -> u64 {
         self.durable.load(Ordering::Acquire)
     }
+}
+
+/// The store answers each mutation with its own `Applied` variant, so another one is a bug:
+/// it is reported as one (a 500 for a request), never as a refusal the client could fix.
+fn mismatch(mutation: &'static str) -> StoreError {
+    StoreError::Unavailable(sled::Error::ReportableBug(format!(
+        "the writer answered {mutation} with the result of another mutation"
+    )))
 }
 
 fn run(

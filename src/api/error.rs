@@ -4,6 +4,7 @@
 
 use crate::auth::AuthError;
 use crate::domain::validate::FieldErrors;
+use crate::reply;
 use crate::store::StoreError;
 use serde_json::{json, Map, Value};
 use std::convert::Infallible;
@@ -73,32 +74,31 @@ impl ApiError {
         }
     }
 
-    /// The JSON body of this error.
+    /// The JSON body of this error (API.md's shape, rendered by [`crate::reply`]).
     pub fn body(&self) -> Value {
         let (_, code) = self.status_and_code();
-        let mut error = Map::new();
-        error.insert("code".into(), json!(code));
-        let message = match self {
-            ApiError::Validation(_) => "some fields are invalid; see error.fields".to_string(),
+        let (message, fields) = match self {
+            ApiError::Validation(fields) => (
+                "some fields are invalid; see error.fields".to_string(),
+                Some(
+                    fields
+                        .0
+                        .iter()
+                        .map(|(field, message)| ((*field).to_string(), json!(message)))
+                        .collect(),
+                ),
+            ),
             ApiError::Conflict {
                 field: Some(field),
                 message,
             } => {
-                error.insert("fields".into(), json!({ *field: message }));
-                message.clone()
+                let mut fields = Map::new();
+                fields.insert((*field).to_string(), json!(message));
+                (message.clone(), Some(fields))
             }
-            other => other.to_string(),
+            other => (other.to_string(), None),
         };
-        error.insert("message".into(), json!(message));
-        if let ApiError::Validation(fields) = self {
-            let fields: Map<String, Value> = fields
-                .0
-                .iter()
-                .map(|(field, message)| ((*field).to_string(), json!(message)))
-                .collect();
-            error.insert("fields".into(), Value::Object(fields));
-        }
-        json!({ "error": error })
+        reply::error_body(code, &message, fields)
     }
 }
 
@@ -111,8 +111,7 @@ pub fn respond(result: Result<Response, ApiError>) -> Response {
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
-        let mut response =
-            warp::reply::with_status(warp::reply::json(&self.body()), status).into_response();
+        let mut response = reply::json_reply(&self.body(), status);
         if let ApiError::RateLimited {
             retry_after_seconds,
         } = self
@@ -177,4 +176,128 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         ApiError::NotFound("no such resource".into())
     };
     Ok(error.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_the_status_and_code_of_api_md() {
+        let cases = [
+            (ApiError::InvalidJson("x".into()), 400, "invalid_json"),
+            (
+                ApiError::field("name", "is required"),
+                400,
+                "validation_error",
+            ),
+            (AuthError::Expired.into(), 401, "unauthenticated"),
+            (ApiError::Forbidden("no"), 403, "forbidden"),
+            (ApiError::NotFound("thing".into()), 404, "not_found"),
+            (
+                ApiError::Conflict {
+                    field: None,
+                    message: "taken".into(),
+                },
+                409,
+                "conflict",
+            ),
+            (ApiError::PayloadTooLarge, 413, "payload_too_large"),
+            (
+                ApiError::RateLimited {
+                    retry_after_seconds: 3,
+                },
+                429,
+                "rate_limited",
+            ),
+            (
+                ApiError::UnsupportedMediaType,
+                415,
+                "unsupported_media_type",
+            ),
+            (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
+            (ApiError::LengthRequired, 411, "length_required"),
+            (ApiError::Unavailable, 503, "unavailable"),
+            (ApiError::Internal, 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            let body = error.body();
+            assert_eq!(body["error"]["code"], code, "{error:?}");
+            assert!(body["error"]["message"].is_string(), "{error:?}");
+            assert_eq!(error.into_response().status().as_u16(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn validation_errors_list_every_field() {
+        let mut errors = FieldErrors::default();
+        errors.add("name", "is required");
+        errors.add("subdomain", "must be a string");
+        assert_eq!(
+            ApiError::Validation(errors).body(),
+            json!({"error": {
+                "code": "validation_error",
+                "message": "some fields are invalid; see error.fields",
+                "fields": {"name": "is required", "subdomain": "must be a string"},
+            }})
+        );
+    }
+
+    #[test]
+    fn a_conflict_on_a_field_names_it() {
+        let error = ApiError::Conflict {
+            field: Some("subdomain"),
+            message: "this subdomain is taken".into(),
+        };
+        assert_eq!(
+            error.body(),
+            json!({"error": {
+                "code": "conflict",
+                "message": "this subdomain is taken",
+                "fields": {"subdomain": "this subdomain is taken"},
+            }})
+        );
+    }
+
+    #[test]
+    fn headers_tell_the_client_how_to_go_on() {
+        let limited = ApiError::RateLimited {
+            retry_after_seconds: 0,
+        }
+        .into_response();
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "1", "at least 1 s");
+        let unauthenticated = ApiError::from(AuthError::Missing).into_response();
+        assert_eq!(
+            unauthenticated.headers()[header::WWW_AUTHENTICATE],
+            "Bearer"
+        );
+        let forbidden = ApiError::Forbidden("no").into_response();
+        assert!(forbidden.headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn store_errors_map_to_what_the_client_can_do() {
+        let not_found = ApiError::from(StoreError::NotFound("business"));
+        assert_eq!(
+            not_found.body()["error"]["message"],
+            "business not found",
+            "names the thing"
+        );
+        assert!(matches!(
+            ApiError::from(StoreError::Closed),
+            ApiError::Unavailable
+        ));
+        assert!(matches!(
+            ApiError::from(StoreError::Locked),
+            ApiError::Internal
+        ));
+        let internal = ApiError::from(StoreError::Unavailable(sled::Error::ReportableBug(
+            "secret detail".into(),
+        )));
+        assert_eq!(
+            internal.body()["error"]["message"],
+            "internal error",
+            "causes stay in the log"
+        );
+    }
 }

@@ -1,12 +1,15 @@
 //! The dashboard summary, the activity feed and notifications with read receipts.
 
+use super::body::{self, Field};
 use super::error::{respond, ApiError};
-use super::filters::{bearer, json_body, parse_object, query, with_state};
-use super::{json_reply, AppState};
+use super::filters::{bearer, json_body, query, with_state};
 use crate::bus::UserNotice;
+use crate::domain::validate::FieldErrors;
 use crate::domain::{Event, EventKind};
-use crate::store::{Applied, Mutation};
+use crate::reply::json_reply;
+use crate::state::AppState;
 use bytes::Bytes;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -121,6 +124,13 @@ async fn notifications(state: AppState, auth: Option<String>) -> Result<Response
     ))
 }
 
+/// The body of `POST /api/notifications/read/`.
+#[derive(Debug, Deserialize)]
+pub struct MarkReadBody {
+    #[serde(default)]
+    up_to: Field<u64>,
+}
+
 /// POST /api/notifications/read/ {"up_to": <event id>}
 async fn mark_read(
     state: AppState,
@@ -129,24 +139,16 @@ async fn mark_read(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let caller = state.authenticate(auth).await?;
-    let body = parse_object(content_type.as_deref(), &body)?;
-    let up_to = match body.get("up_to") {
-        None | Some(Value::Null) => return Err(ApiError::field("up_to", "is required")),
-        Some(value) => value
-            .as_u64()
-            .ok_or_else(|| ApiError::field("up_to", "must be a non-negative integer event id"))?,
+    let body: MarkReadBody = body::parse(content_type.as_deref(), &body)?;
+    let mut errors = FieldErrors::default();
+    let Some(up_to) = body.up_to.required(
+        &mut errors,
+        "up_to",
+        "must be a non-negative integer event id",
+    ) else {
+        return Err(ApiError::Validation(errors));
     };
-    let stored = match state
-        .writer
-        .submit(Mutation::MarkRead {
-            user_id: caller.user.id,
-            up_to,
-        })
-        .await?
-    {
-        Applied::ReadUpTo(stored) => stored,
-        _ => return Err(ApiError::Internal),
-    };
+    let stored = state.writer.mark_read(caller.user.id, up_to).await?;
     let visibility = state.visibility(&caller)?;
     let (unread, _) =
         state

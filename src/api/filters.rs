@@ -1,16 +1,14 @@
-//! Filters shared by every route: the state handle, the caller's identity, JSON bodies with
-//! a size limit, query parsing. None of them rejects on bad input: they hand the raw parts to
-//! handlers, which fail with an `ApiError`, so a bad token never falls through to a sibling
-//! route (STYLE §3).
+//! Filters shared by every REST route: the state handle, the raw `Authorization` header,
+//! bodies with a size limit, query parsing and paging. None of them rejects on bad input:
+//! they hand the raw parts to handlers, which fail with an `ApiError` (authentication is
+//! `AppState::authenticate`, bodies are read by `super::body`), so a bad token never falls
+//! through to a sibling route (STYLE §3).
 
 use super::error::ApiError;
-use super::AppState;
-use crate::auth::AuthError;
 use crate::domain::validate::FieldErrors;
-use crate::domain::{Role, User};
-use crate::store::{PageCursor, Visibility};
+use crate::state::{AppState, Caller};
+use crate::store::PageCursor;
 use bytes::Bytes;
-use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use warp::Filter;
@@ -49,20 +47,9 @@ pub fn query() -> impl Filter<Extract = (HashMap<String, String>,), Error = warp
     warp::query::<HashMap<String, String>>()
 }
 
-/// The authenticated caller.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub user: User,
-    /// `exp` of the token that authenticated this call.
-    pub expires_at: i64,
-}
-
+// An inherent method beside the type's home in `crate::state`: the HTTP answer to a caller
+// who is not a super admin is this layer's to give.
 impl Caller {
-    /// True for super admins.
-    pub fn is_admin(&self) -> bool {
-        self.user.role == Role::SuperAdmin
-    }
-
     /// Fails with 403 unless the caller is a super admin.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.is_admin() {
@@ -71,97 +58,6 @@ impl Caller {
             Err(ApiError::Forbidden("only a super admin may do this"))
         }
     }
-}
-
-impl AppState {
-    /// Verifies a bearer header and loads its user (unknown users are 401).
-    pub async fn authenticate(&self, header: Option<String>) -> Result<Caller, ApiError> {
-        let header = header.ok_or(AuthError::Missing)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or(AuthError::Invalid)?;
-        self.authenticate_token(token.trim())
-            .map_err(ApiError::from)
-    }
-
-    /// Verifies a raw token and loads its user.
-    pub fn authenticate_token(&self, token: &str) -> Result<Caller, AuthError> {
-        let claims = self.keys.verify(token)?;
-        let user = self
-            .store
-            .user(claims.sub)
-            .map_err(|error| {
-                tracing::error!(%error, "user lookup failed");
-                AuthError::Invalid
-            })?
-            .ok_or(AuthError::Invalid)?;
-        // A token minted for another email or role (user recreated) is not this user's.
-        if user.email != claims.email || user.role != claims.role {
-            return Err(AuthError::Invalid);
-        }
-        Ok(Caller {
-            user,
-            expires_at: claims.exp,
-        })
-    }
-
-    /// What the caller's notifications and activity include.
-    pub fn visibility(&self, caller: &Caller) -> Result<Visibility, ApiError> {
-        Ok(if caller.is_admin() {
-            Visibility::All
-        } else {
-            Visibility::Businesses(self.store.owned_business_ids(&caller.user.email)?)
-        })
-    }
-}
-
-/// Parses a JSON object body; checks the content type and syntax.
-pub fn parse_object(
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<Map<String, Value>, ApiError> {
-    if let Some(content_type) = content_type {
-        let essence = content_type.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/json") {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-    }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|error| ApiError::InvalidJson(error.to_string()))?;
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err(ApiError::InvalidJson("expected a JSON object".into())),
-    }
-}
-
-/// Takes an optional string field: absent or null → `None`; another type → a field error.
-pub fn optional_string(
-    errors: &mut FieldErrors,
-    body: &Map<String, Value>,
-    field: &'static str,
-) -> Option<String> {
-    match body.get(field) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text.clone()),
-        Some(_) => {
-            errors.add(field, "must be a string");
-            None
-        }
-    }
-}
-
-/// Takes a required string field: absent or null → "is required".
-pub fn required_string(
-    errors: &mut FieldErrors,
-    body: &Map<String, Value>,
-    field: &'static str,
-) -> Option<String> {
-    if matches!(body.get(field), None | Some(Value::Null)) {
-        errors.add(field, "is required");
-        return None;
-    }
-    optional_string(errors, body, field)
 }
 
 /// `limit` and `cursor` of a listing.

@@ -2,7 +2,8 @@
 
 use super::error::{respond, ApiError};
 use super::filters::with_state;
-use super::{json_reply, AppState};
+use crate::reply::json_reply;
+use crate::state::AppState;
 use serde_json::json;
 use warp::filters::BoxedFilter;
 use warp::http::{header, StatusCode};

@@ -1,16 +1,16 @@
 //! `/api/businesses/{id}/reservations/`: public booking (rate limited per client address),
 //! listing and cancelling (super admin or the business's owner).
 
+use super::body::{self, Field, MUST_BE_A_STRING};
 use super::businesses::visible_business;
 use super::error::{respond, ApiError};
-use super::filters::{
-    bearer, json_body, page_params, parse_object, query, required_string, with_state,
-};
-use super::{json_reply, AppState};
+use super::filters::{bearer, json_body, page_params, query, with_state};
 use crate::domain::validate::{self, FieldErrors, MAX_TEXT_CHARS};
-use crate::domain::{NewReservation, Timestamp};
-use crate::store::{Applied, Mutation};
+use crate::domain::{Email, NewReservation, Timestamp};
+use crate::reply::json_reply;
+use crate::state::AppState;
 use bytes::Bytes;
+use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,6 +50,53 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// The body of a booking.
+#[derive(Debug, Deserialize)]
+pub struct BookingBody {
+    #[serde(default)]
+    customer_name: Field<String>,
+    #[serde(default)]
+    customer_email: Field<String>,
+    #[serde(default)]
+    starts_at: Field<String>,
+    #[serde(default)]
+    service: Field<String>,
+}
+
+impl BookingBody {
+    /// The validated booking; `starts_at` must be after `now`.
+    fn validate(self, now: Timestamp) -> Result<NewReservation, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let customer_name = self
+            .customer_name
+            .required(&mut errors, "customer_name", MUST_BE_A_STRING)
+            .and_then(|raw| errors.check("customer_name", validate::text(raw, MAX_TEXT_CHARS)));
+        let customer_email = self
+            .customer_email
+            .required(&mut errors, "customer_email", MUST_BE_A_STRING)
+            .and_then(|raw| errors.check("customer_email", Email::parse(raw)));
+        let starts_at = self
+            .starts_at
+            .required(&mut errors, "starts_at", MUST_BE_A_STRING)
+            .and_then(|raw| errors.check("starts_at", validate::future_time(raw, now)));
+        let service = self
+            .service
+            .required(&mut errors, "service", MUST_BE_A_STRING)
+            .and_then(|raw| errors.check("service", validate::text(raw, MAX_TEXT_CHARS)));
+        match (customer_name, customer_email, starts_at, service) {
+            (Some(customer_name), Some(customer_email), Some(starts_at), Some(service)) => {
+                Ok(NewReservation {
+                    customer_name,
+                    customer_email: customer_email.into(),
+                    starts_at,
+                    service,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
 /// POST /api/businesses/{id}/reservations/ — public: anyone may book.
 async fn book(
     business_id: Uuid,
@@ -65,35 +112,12 @@ async fn book(
             });
         }
     }
-    let body = parse_object(content_type.as_deref(), &body)?;
-    let mut errors = FieldErrors::default();
-    let customer_name = required_string(&mut errors, &body, "customer_name")
-        .and_then(|raw| errors.check("customer_name", validate::text(raw, MAX_TEXT_CHARS)));
-    let customer_email = required_string(&mut errors, &body, "customer_email")
-        .and_then(|raw| errors.check("customer_email", validate::email(raw)));
-    let starts_at = required_string(&mut errors, &body, "starts_at")
-        .and_then(|raw| errors.check("starts_at", validate::future_time(raw, Timestamp::now())));
-    let service = required_string(&mut errors, &body, "service")
-        .and_then(|raw| errors.check("service", validate::text(raw, MAX_TEXT_CHARS)));
-    let (Some(customer_name), Some(customer_email), Some(starts_at), Some(service)) =
-        (customer_name, customer_email, starts_at, service)
-    else {
-        return Err(ApiError::Validation(errors));
-    };
-    let new = NewReservation {
-        customer_name,
-        customer_email,
-        starts_at,
-        service,
-    };
-    match state
-        .writer
-        .submit(Mutation::CreateReservation { business_id, new })
-        .await?
-    {
-        Applied::Reservation(reservation) => Ok(json_reply(&reservation, StatusCode::CREATED)),
-        _ => Err(ApiError::Internal),
-    }
+    let body: BookingBody = body::parse(content_type.as_deref(), &body)?;
+    let new = body
+        .validate(Timestamp::now())
+        .map_err(ApiError::Validation)?;
+    let reservation = state.writer.create_reservation(business_id, new).await?;
+    Ok(json_reply(&reservation, StatusCode::CREATED))
 }
 
 /// GET /api/businesses/{id}/reservations/?limit=N&cursor=C
@@ -122,15 +146,9 @@ async fn cancel(
 ) -> Result<Response, ApiError> {
     let caller = state.authenticate(auth).await?;
     visible_business(&state, &caller, business_id)?;
-    match state
+    let reservation = state
         .writer
-        .submit(Mutation::CancelReservation {
-            business_id,
-            reservation_id,
-        })
-        .await?
-    {
-        Applied::Reservation(reservation) => Ok(json_reply(&reservation, StatusCode::OK)),
-        _ => Err(ApiError::Internal),
-    }
+        .cancel_reservation(business_id, reservation_id)
+        .await?;
+    Ok(json_reply(&reservation, StatusCode::OK))
 }

@@ -1,13 +1,15 @@
 //! `/api/users/`: create and list users (super admin), and `me`.
 
+use super::body::{self, Field, MUST_BE_A_STRING};
 use super::error::{respond, ApiError};
-use super::filters::{bearer, json_body, parse_object, required_string, with_state};
-use super::{json_reply, AppState};
+use super::filters::{bearer, json_body, with_state};
 use crate::auth::hash_password;
-use crate::domain::validate::{self, FieldErrors};
-use crate::domain::{NewUser, Role, UserView};
-use crate::store::{Applied, Mutation};
+use crate::domain::validate::FieldErrors;
+use crate::domain::{UserDraft, UserView};
+use crate::reply::json_reply;
+use crate::state::AppState;
 use bytes::Bytes;
+use serde::Deserialize;
 use serde_json::json;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -37,26 +39,34 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     create.or(list).unify().or(me).unify().map(respond).boxed()
 }
 
-/// Validates a new user's fields and hashes the password (on the blocking pool).
-pub async fn new_user(email: String, password: String, role: &str) -> Result<NewUser, ApiError> {
-    let mut errors = FieldErrors::default();
-    let email = errors.check("email", validate::email(email));
-    let password = errors.check("password", validate::password(password));
-    let role = errors.check(
-        "role",
-        Role::parse(role).ok_or_else(|| "must be super_admin or business_owner".to_string()),
-    );
-    let (Some(email), Some(password), Some(role)) = (email, password, role) else {
-        return Err(ApiError::Validation(errors));
-    };
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|_| ApiError::Internal)?;
-    Ok(NewUser {
-        email,
-        password_hash,
-        role,
-    })
+/// The body of `POST /api/users/`.
+#[derive(Debug, Deserialize)]
+pub struct CreateUserBody {
+    #[serde(default)]
+    email: Field<String>,
+    #[serde(default)]
+    password: Field<String>,
+    #[serde(default)]
+    role: Field<String>,
+}
+
+impl TryFrom<CreateUserBody> for UserDraft {
+    type Error = FieldErrors;
+
+    /// Every field must be given as a string before any is checked, so a client missing one
+    /// hears about that first.
+    fn try_from(body: CreateUserBody) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let email = body.email.required(&mut errors, "email", MUST_BE_A_STRING);
+        let password = body
+            .password
+            .required(&mut errors, "password", MUST_BE_A_STRING);
+        let role = body.role.required(&mut errors, "role", MUST_BE_A_STRING);
+        match (email, password, role) {
+            (Some(email), Some(password), Some(role)) => UserDraft::parse(email, password, &role),
+            _ => Err(errors),
+        }
+    }
 }
 
 /// POST /api/users/
@@ -67,25 +77,23 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     state.authenticate(auth).await?.require_admin()?;
-    let body = parse_object(content_type.as_deref(), &body)?;
-    let mut errors = FieldErrors::default();
-    let email = required_string(&mut errors, &body, "email");
-    let password = required_string(&mut errors, &body, "password");
-    let role = required_string(&mut errors, &body, "role");
-    let (Some(email), Some(password), Some(role)) = (email, password, role) else {
-        return Err(ApiError::Validation(errors));
-    };
-    let new = new_user(email, password, &role).await?;
+    let body: CreateUserBody = body::parse(content_type.as_deref(), &body)?;
+    let draft = UserDraft::try_from(body).map_err(ApiError::Validation)?;
+    // argon2 is deliberately slow: keep it off the async threads.
+    let new = tokio::task::spawn_blocking(move || {
+        let password_hash = hash_password(draft.password.expose());
+        draft.into_new_user(password_hash)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?;
     if state.store.user_by_email(&new.email)?.is_some() {
         return Err(ApiError::Conflict {
             field: Some("email"),
             message: "a user with this email already exists".into(),
         });
     }
-    match state.writer.submit(Mutation::CreateUser(new)).await? {
-        Applied::User(user) => Ok(json_reply(&UserView::from(&user), StatusCode::CREATED)),
-        _ => Err(ApiError::Internal),
-    }
+    let user = state.writer.create_user(new).await?;
+    Ok(json_reply(&UserView::from(&user), StatusCode::CREATED))
 }
 
 /// GET /api/users/

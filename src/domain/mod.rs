@@ -12,6 +12,7 @@ pub mod validate;
 pub use event::{Event, EventKind};
 pub use outbox::{MailKind, OutboxMail, OutboxStatus};
 pub use time::Timestamp;
+pub use validate::{Email, Password, Subdomain, UserDraft};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -18,6 +18,7 @@
 //!
 //! Used by the server, which mounts [`routes`] beside the API and WebSocket routes.
 
+use crate::domain::Subdomain;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -213,19 +214,10 @@ fn target(path: &str) -> Option<Target<'_>> {
     }
     let rest = path.strip_prefix("/b/")?;
     match rest.strip_suffix('/') {
-        Some(sub) if is_subdomain(sub) => Some(Target::Booking),
-        None if is_subdomain(rest) => Some(Target::BookingRedirect(rest)),
+        Some(sub) if Subdomain::is_valid(sub) => Some(Target::Booking),
+        None if Subdomain::is_valid(rest) => Some(Target::BookingRedirect(rest)),
         _ => None,
     }
-}
-
-/// The subdomain rule of API.md: 1–63 of `a-z`, `0-9`, `-`, not starting or ending with `-`.
-fn is_subdomain(s: &str) -> bool {
-    (1..=63).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 /// True when an `If-None-Match` header value names `etag` (or is `*`).

@@ -8,8 +8,8 @@ pub mod protocol;
 mod session;
 mod wake;
 
-use crate::api::error::ApiError;
-use crate::api::AppState;
+use crate::reply;
+use crate::state::AppState;
 use std::collections::HashMap;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
@@ -57,8 +57,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                     host.as_deref(),
                     &state.config.allowed_origins,
                 ) {
-                    return ApiError::Forbidden("this origin may not open WebSockets here")
-                        .into_response();
+                    return reply::error(
+                        warp::http::StatusCode::FORBIDDEN,
+                        "forbidden",
+                        "this origin may not open WebSockets here",
+                    );
                 }
                 let state = state.clone();
                 let params = session::ConnectParams::from_query(channel, &query);

@@ -19,11 +19,10 @@ use super::protocol::{
 };
 use super::wake::WakeFlag;
 use super::ChannelRequest;
-use crate::api::filters::Caller;
-use crate::api::AppState;
 use crate::bus::{Published, UserNotice};
 use crate::domain::{Event, EventKind, Role, Timestamp};
 use crate::metrics::Metrics;
+use crate::state::{AppState, Caller};
 use crate::store::Visibility;
 use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::json;
@@ -236,9 +235,7 @@ fn authorize(
                 .ok()
                 .and_then(|id| state.store.business(id).ok().flatten());
             match business {
-                Some(b) if admin || b.owner_email == caller.user.email => {
-                    Ok((format!("business:{}", b.id), Some(b.id)))
-                }
+                Some(b) if caller.may_see(&b) => Ok((format!("business:{}", b.id), Some(b.id))),
                 // Owners learn nothing about businesses that are not theirs.
                 _ if !admin => Err((CLOSE_FORBIDDEN, "not your business")),
                 _ => Err((CLOSE_NOT_FOUND, "no such business")),
@@ -631,7 +628,7 @@ impl Session {
             return Ok(());
         };
         match self.state.store.business(id) {
-            Ok(Some(b)) if b.owner_email == self.caller.user.email => Ok(()),
+            Ok(Some(b)) if self.caller.may_see(&b) => Ok(()),
             _ => Err(Ending::close(CLOSE_FORBIDDEN, "no longer your business")),
         }
     }

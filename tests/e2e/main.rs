@@ -1,8 +1,10 @@
 //! Black-box tests: each spawns the real `app` binary on a free port with a temporary data
-//! folder and talks to it over HTTP and WebSocket. One test binary, one module per area.
+//! folder and talks to it over HTTP and WebSocket (`in_process` runs the same server inside
+//! the test through `app::app::Application`). One test binary, one module per area.
 
 mod support;
 
+mod in_process;
 mod mail;
 mod realtime;
 mod rest_auth;

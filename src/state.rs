@@ -1,0 +1,163 @@
+//! The application's state and who is calling: [`AppState`] (the handles a request or a
+//! session may touch), [`Caller`] (an authenticated user) and token authentication.
+//!
+//! Both the REST routes (`api`) and the WebSocket sessions (`ws`) depend on this module and on
+//! nothing of each other. The ownership rule of DESIGN invariant 3 — a super admin sees every
+//! business, an owner only those whose `owner_email` is theirs — lives here once, in
+//! [`Caller::owner_scope`], and every path asks it through [`Caller::may_see`] or
+//! [`AppState::visibility`].
+
+use crate::auth::{AuthError, JwtKeys};
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::domain::{Business, Role, User};
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use crate::store::{Store, StoreError, Visibility};
+use crate::writer::Writer;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What a request or a task may touch. Cloning costs a few reference-count bumps.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub writer: Writer,
+    pub bus: Bus,
+    pub keys: Arc<JwtKeys>,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<Config>,
+    pub booking_limiter: Arc<RateLimiter>,
+    /// Cancelled on SIGINT/SIGTERM; WebSocket sessions watch it to close with 1001.
+    pub shutdown: CancellationToken,
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    /// `exp` of the token that authenticated this call.
+    pub expires_at: i64,
+}
+
+impl Caller {
+    /// True for super admins.
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::SuperAdmin
+    }
+
+    /// Which businesses the caller may see: `None` for all of them (a super admin), or
+    /// `Some(email)` for those whose `owner_email` is `email` (DESIGN invariant 3).
+    pub fn owner_scope(&self) -> Option<&str> {
+        (!self.is_admin()).then_some(self.user.email.as_str())
+    }
+
+    /// Whether the caller may see `business` and everything that happens to it.
+    pub fn may_see(&self, business: &Business) -> bool {
+        self.owner_scope()
+            .is_none_or(|email| business.owner_email == email)
+    }
+}
+
+impl AppState {
+    /// Verifies an `Authorization: Bearer …` header and loads its user (unknown users are
+    /// refused like bad tokens).
+    pub async fn authenticate(&self, header: Option<String>) -> Result<Caller, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or(AuthError::Invalid)?;
+        self.authenticate_token(token.trim())
+    }
+
+    /// Verifies a raw token and loads its user.
+    pub fn authenticate_token(&self, token: &str) -> Result<Caller, AuthError> {
+        let claims = self.keys.verify(token)?;
+        let user = self
+            .store
+            .user(claims.sub)
+            .map_err(|error| {
+                tracing::error!(%error, "user lookup failed");
+                AuthError::Invalid
+            })?
+            .ok_or(AuthError::Invalid)?;
+        // A token minted for another email or role (user recreated) is not this user's.
+        if user.email != claims.email || user.role != claims.role {
+            return Err(AuthError::Invalid);
+        }
+        Ok(Caller {
+            user,
+            expires_at: claims.exp,
+        })
+    }
+
+    /// Whose events the caller's notifications and activity include.
+    pub fn visibility(&self, caller: &Caller) -> Result<Visibility, StoreError> {
+        Ok(match caller.owner_scope() {
+            None => Visibility::All,
+            Some(email) => Visibility::Businesses(self.store.owned_business_ids(email)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Timestamp;
+    use uuid::Uuid;
+
+    fn caller(email: &str, role: Role) -> Caller {
+        Caller {
+            user: User {
+                id: Uuid::new_v4(),
+                email: email.into(),
+                role,
+                password_hash: String::new(),
+                created_at: Timestamp::from_micros(0),
+            },
+            expires_at: 0,
+        }
+    }
+
+    fn business(owner_email: &str) -> Business {
+        Business {
+            id: Uuid::new_v4(),
+            name: "Salon".into(),
+            subdomain: "salon".into(),
+            owner_email: owner_email.into(),
+            created_at: Timestamp::from_micros(0),
+            updated_at: Timestamp::from_micros(0),
+        }
+    }
+
+    /// DESIGN invariant 3, the rule itself.
+    #[test]
+    fn owner_sees_only_their_own_business() {
+        let owner = caller("owner@example.com", Role::BusinessOwner);
+        assert!(owner.may_see(&business("owner@example.com")));
+        assert!(!owner.may_see(&business("other@example.com")));
+        assert_eq!(owner.owner_scope(), Some("owner@example.com"));
+    }
+
+    #[test]
+    fn super_admin_sees_every_business() {
+        let admin = caller("admin@example.com", Role::SuperAdmin);
+        assert!(admin.may_see(&business("other@example.com")));
+        assert!(admin.may_see(&business("admin@example.com")));
+        assert_eq!(admin.owner_scope(), None);
+    }
+
+    #[test]
+    fn ownership_compares_the_whole_email_exactly() {
+        let owner = caller("owner@example.com", Role::BusinessOwner);
+        for (other, why) in [
+            ("owner@example.co", "a prefix"),
+            ("owner@example.com.evil", "an extension"),
+            ("xowner@example.com", "a suffix match"),
+            ("", "an empty owner"),
+        ] {
+            assert!(!owner.may_see(&business(other)), "{why}");
+        }
+    }
+}
