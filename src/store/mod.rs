@@ -23,7 +23,6 @@ pub use outbox::{OutboxCounts, OutboxScan};
 pub use reads::{Page, PageCursor, Visibility};
 pub(crate) use trees::Trees;
 
-use crate::domain::Timestamp;
 use sled::transaction::TransactionError;
 use std::path::Path;
 
@@ -210,11 +209,6 @@ impl Store {
         &self.epoch
     }
 
-    /// How many events the log keeps for resume.
-    pub fn retention(&self) -> u64 {
-        self.retention
-    }
-
     /// The sled tree the bus watches. Only `crate::bus` calls this.
     pub(crate) fn events_tree(&self) -> &sled::Tree {
         &self.trees.events
@@ -248,11 +242,6 @@ impl Store {
         {
             self.user_cache.clear();
         }
-    }
-
-    /// The current time, as the store stamps records.
-    pub fn now() -> Timestamp {
-        Timestamp::now()
     }
 }
 
