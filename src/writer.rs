@@ -79,8 +79,8 @@ impl Writer {
     /// Applies `mutation` and returns once it is durable.
     ///
     /// # Errors
-    /// The mutation's own refusal (`NotFound`, `Conflict`), a storage failure, or `Closed`
-    /// during shutdown.
+    /// The mutation's own refusal (`NotFound`, `Conflict`), a storage failure (`Flush` when
+    /// its batch could not be made durable), or `Closed` during shutdown.
     pub async fn submit(&self, mutation: Mutation) -> Result<Applied, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.queue
@@ -151,6 +151,7 @@ fn run(
                 &mut replies,
                 &durable,
                 &watermark,
+                || store.flush(),
             );
         }
     }
@@ -169,8 +170,10 @@ fn run(
 
 type Reply = oneshot::Sender<Result<Applied, StoreError>>;
 
-/// Applies a batch (`mutations[i]` answered on `replies[i]`), flushes once, raises the
-/// watermark, then answers every caller. Leaves both vectors empty.
+/// Applies a batch (`mutations[i]` answered on `replies[i]`), flushes once with `flush`,
+/// raises the watermark, then answers every caller. Leaves both vectors empty.
+///
+/// `flush` is `Store::flush` outside tests, which stand in a failing disk with it.
 fn commit_batch(
     store: &Store,
     stamp: &MailStamp,
@@ -178,6 +181,7 @@ fn commit_batch(
     replies: &mut Vec<Reply>,
     durable: &AtomicU64,
     watermark: &watch::Sender<u64>,
+    flush: impl FnOnce() -> Result<(), StoreError>,
 ) {
     let outcomes = store.apply_batch(mutations, stamp);
     mutations.clear();
@@ -188,21 +192,28 @@ fn commit_batch(
         .next_back();
     // Group commit: one fsync makes the whole batch durable before anyone hears "done"
     // (DESIGN invariant 1).
-    let flushed = store.flush();
-    match &flushed {
+    let not_durable = match flush() {
         Ok(()) => {
             if let Some(id) = newest_event {
                 durable.store(id, Ordering::Release);
                 watermark.send_replace(id);
             }
+            None
         }
-        Err(error) => tracing::error!(%error, "flush failed; failing the batch"),
-    }
+        Err(error) => {
+            tracing::error!(%error, "flush failed; failing the batch");
+            Some(match error {
+                StoreError::Flush(cause) => cause,
+                other => Arc::new(sled::Error::Io(std::io::Error::other(other.to_string()))),
+            })
+        }
+    };
     for (reply, outcome) in replies.drain(..).zip(outcomes) {
-        let result = match outcome {
-            Ok((applied, _)) if flushed.is_ok() => Ok(applied),
-            Ok(_) => Err(StoreError::Closed),
-            Err(error) => Err(error),
+        let result = match (outcome, &not_durable) {
+            (Ok((applied, _)), None) => Ok(applied),
+            // Applied in memory but maybe not on disk: the caller must not hear "done".
+            (Ok(_), Some(cause)) => Err(StoreError::Flush(cause.clone())),
+            (Err(error), _) => Err(error),
         };
         // The caller may have gone away (client disconnected); the change stands anyway.
         let _ = reply.send(result);

@@ -65,6 +65,10 @@ pub enum StoreError {
     /// The writer has stopped (shutdown in progress).
     #[error("the store is shutting down")]
     Closed,
+    /// An fsync failed: changes applied in memory may not be on disk. The writer answers
+    /// every caller of the batch with this, sharing the one cause.
+    #[error("could not flush the store to disk: {0}")]
+    Flush(#[source] std::sync::Arc<sled::Error>),
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -199,8 +203,13 @@ impl Store {
     }
 
     /// Makes everything written so far durable (fsync). Returns once it is on disk.
+    ///
+    /// # Errors
+    /// [`StoreError::Flush`] when the disk refused.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.db
+            .flush()
+            .map_err(|error| StoreError::Flush(std::sync::Arc::new(error)))?;
         Ok(())
     }
 
