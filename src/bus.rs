@@ -138,29 +138,117 @@ async fn publish(
     shutdown: CancellationToken,
 ) {
     let mut durable_rx = watermark.subscribe();
-    let mut held: BTreeMap<u64, Event> = BTreeMap::new();
-    let mut next = start + 1;
+    let mut order = Reorder::after(start);
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             event = raw.recv() => match event {
-                Some(event) if event.id >= next => { held.insert(event.id, event); }
-                Some(_) => {} // already published (cannot happen; ids are never reused)
+                Some(event) => order.hold(event.id, event),
                 None => break,
             },
             changed = durable_rx.changed() => if changed.is_err() { break },
         }
-        let durable = watermark.get();
-        while next <= durable {
-            let Some(event) = held.remove(&next) else {
-                break;
-            };
+        while let Some((id, event)) = order.release(watermark.get()) {
             let published = Arc::new(Published::new(event));
-            bus.published.store(next, Ordering::Release);
+            bus.published.store(id, Ordering::Release);
             // No receivers is fine: nobody is watching.
             let _ = bus.events.send(published);
-            next += 1;
         }
+    }
+}
+
+/// Puts events that arrive in any order back into id order: an event goes out only once
+/// every id before it has gone out and the durable watermark covers it (hazards 1 and 4;
+/// DESIGN invariants 1 and 2). Pure, so the rule is tested without sled.
+#[derive(Debug)]
+struct Reorder<T> {
+    /// Events that arrived before they could go out, by id.
+    held: BTreeMap<u64, T>,
+    /// The id that goes out next.
+    next: u64,
+}
+
+impl<T> Reorder<T> {
+    /// Starts after `published`: every id up to it has already gone out.
+    fn after(published: u64) -> Self {
+        Self {
+            held: BTreeMap::new(),
+            next: published + 1,
+        }
+    }
+
+    /// Holds `item`, the event with id `id`, until it can go out. An id that has gone out
+    /// already is dropped (cannot happen: ids are never reused).
+    fn hold(&mut self, id: u64, item: T) {
+        if id >= self.next {
+            self.held.insert(id, item);
+        }
+    }
+
+    /// The next event to publish, if it has arrived and `durable` covers it.
+    fn release(&mut self, durable: u64) -> Option<(u64, T)> {
+        if self.next > durable {
+            return None;
+        }
+        let item = self.held.remove(&self.next)?;
+        let id = self.next;
+        self.next += 1;
+        Some((id, item))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything `order` releases with the watermark at `durable`.
+    fn drain(order: &mut Reorder<&'static str>, durable: u64) -> Vec<(u64, &'static str)> {
+        std::iter::from_fn(|| order.release(durable)).collect()
+    }
+
+    #[test]
+    fn events_of_one_transaction_go_out_by_id_whatever_order_they_arrive_in() {
+        // Invariant 2: a subscriber never sees a gap or a reordering.
+        let mut order = Reorder::after(0);
+        order.hold(3, "c");
+        order.hold(2, "b");
+        assert_eq!(drain(&mut order, 3), [], "1 has not arrived: 2 and 3 wait");
+        order.hold(1, "a");
+        assert_eq!(drain(&mut order, 3), [(1, "a"), (2, "b"), (3, "c")]);
+        assert_eq!(drain(&mut order, 3), []);
+    }
+
+    #[test]
+    fn an_event_waits_for_the_durable_watermark() {
+        // Invariant 1: published only after it is durable.
+        let mut order = Reorder::after(0);
+        order.hold(1, "a");
+        order.hold(2, "b");
+        assert_eq!(drain(&mut order, 0), []);
+        assert_eq!(drain(&mut order, 1), [(1, "a")]);
+        assert_eq!(drain(&mut order, 2), [(2, "b")]);
+    }
+
+    #[test]
+    fn a_gap_holds_back_even_durable_events_after_it() {
+        let mut order = Reorder::after(0);
+        order.hold(1, "a");
+        order.hold(3, "c");
+        assert_eq!(drain(&mut order, 3), [(1, "a")]);
+        order.hold(2, "b");
+        assert_eq!(drain(&mut order, 3), [(2, "b"), (3, "c")]);
+    }
+
+    #[test]
+    fn it_resumes_after_the_published_watermark_and_drops_what_already_went_out() {
+        let mut order = Reorder::after(5);
+        order.hold(5, "old");
+        order.hold(4, "older");
+        order.hold(6, "new");
+        assert_eq!(drain(&mut order, 6), [(6, "new")]);
+        order.hold(6, "again");
+        assert_eq!(drain(&mut order, 7), []);
+        assert!(order.held.is_empty(), "{:?}", order.held);
     }
 }

@@ -83,8 +83,8 @@ impl Writer {
     /// Applies `mutation` and returns once it is durable.
     ///
     /// # Errors
-    /// The mutation's own refusal (`NotFound`, `Conflict`), a storage failure, or `Closed`
-    /// during shutdown.
+    /// The mutation's own refusal (`NotFound`, `Conflict`), a storage failure (`Flush` when
+    /// its batch could not be made durable), or `Closed` during shutdown.
     pub async fn submit(&self, mutation: Mutation) -> Result<Applied, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.queue
@@ -289,6 +289,7 @@ fn run(
                 &mut replies,
                 &durable,
                 &watermark,
+                || store.flush(),
             );
         }
     }
@@ -307,8 +308,10 @@ fn run(
 
 type Reply = oneshot::Sender<Result<Applied, StoreError>>;
 
-/// Applies a batch (`mutations[i]` answered on `replies[i]`), flushes once, raises the
-/// watermark, then answers every caller. Leaves both vectors empty.
+/// Applies a batch (`mutations[i]` answered on `replies[i]`), flushes once with `flush`,
+/// raises the watermark, then answers every caller. Leaves both vectors empty.
+///
+/// `flush` is `Store::flush` outside tests, which stand in a failing disk with it.
 fn commit_batch(
     store: &Store,
     stamp: &MailStamp,
@@ -316,6 +319,7 @@ fn commit_batch(
     replies: &mut Vec<Reply>,
     durable: &AtomicU64,
     watermark: &watch::Sender<u64>,
+    flush: impl FnOnce() -> Result<(), StoreError>,
 ) {
     let outcomes = store.apply_batch(mutations, stamp);
     mutations.clear();
@@ -326,23 +330,226 @@ fn commit_batch(
         .next_back();
     // Group commit: one fsync makes the whole batch durable before anyone hears "done"
     // (DESIGN invariant 1).
-    let flushed = store.flush();
-    match &flushed {
+    let not_durable = match flush() {
         Ok(()) => {
             if let Some(id) = newest_event {
                 durable.store(id, Ordering::Release);
                 watermark.send_replace(id);
             }
+            None
         }
-        Err(error) => tracing::error!(%error, "flush failed; failing the batch"),
-    }
+        Err(error) => {
+            tracing::error!(%error, "flush failed; failing the batch");
+            Some(match error {
+                StoreError::Flush(cause) => cause,
+                other => Arc::new(sled::Error::Io(std::io::Error::other(other.to_string()))),
+            })
+        }
+    };
     for (reply, outcome) in replies.drain(..).zip(outcomes) {
-        let result = match outcome {
-            Ok((applied, _)) if flushed.is_ok() => Ok(applied),
-            Ok(_) => Err(StoreError::Closed),
-            Err(error) => Err(error),
+        let result = match (outcome, &not_durable) {
+            (Ok((applied, _)), None) => Ok(applied),
+            // Applied in memory but maybe not on disk: the caller must not hear "done".
+            (Ok(_), Some(cause)) => Err(StoreError::Flush(cause.clone())),
+            (Err(error), _) => Err(error),
         };
         // The caller may have gone away (client disconnected); the change stands anyway.
         let _ = reply.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::NewBusiness;
+
+    type Answer = oneshot::Receiver<Result<Applied, StoreError>>;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 1 << 20, 100).unwrap();
+        (dir, store)
+    }
+
+    fn stamp() -> MailStamp {
+        MailStamp {
+            epoch: "e".into(),
+            domain: "example.com".into(),
+        }
+    }
+
+    fn create(subdomain: &str) -> Mutation {
+        Mutation::CreateBusiness(NewBusiness {
+            name: format!("Salon {subdomain}"),
+            subdomain: subdomain.into(),
+            owner_email: "owner@example.com".into(),
+        })
+    }
+
+    /// A batch as `run` hands it to `commit_batch`, with the callers' ends of the replies.
+    fn batch(subdomains: &[&str]) -> (Vec<Mutation>, Vec<Reply>, Vec<Answer>) {
+        let mut mutations = Vec::new();
+        let mut replies = Vec::new();
+        let mut answers = Vec::new();
+        for subdomain in subdomains {
+            let (reply, answer) = oneshot::channel();
+            mutations.push(create(subdomain));
+            replies.push(reply);
+            answers.push(answer);
+        }
+        (mutations, replies, answers)
+    }
+
+    /// The subdomain of a created business, or the error's text.
+    fn answered(answer: Answer) -> Result<String, String> {
+        match answer.blocking_recv().expect("every caller is answered") {
+            Ok(Applied::Business(business)) => Ok(business.subdomain),
+            Ok(other) => panic!("unexpected outcome {other:?}"),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    fn ok(subdomain: &str) -> Result<String, String> {
+        Ok(subdomain.to_string())
+    }
+
+    #[test]
+    fn a_batch_is_answered_in_order_and_a_refusal_fails_alone_without_a_gap_in_ids() {
+        // DESIGN invariant 2: ids consecutive in commit order, a refusal takes none.
+        let (_dir, store) = store();
+        let (durable, (watermark, seen)) = (AtomicU64::new(0), watch::channel(0));
+        let (mut mutations, mut replies, answers) = batch(&["a", "b", "a", "c"]);
+        commit_batch(
+            &store,
+            &stamp(),
+            &mut mutations,
+            &mut replies,
+            &durable,
+            &watermark,
+            || store.flush(),
+        );
+        let answers: Vec<_> = answers.into_iter().map(answered).collect();
+        let taken = "this subdomain is already taken".to_string();
+        let expected = [ok("a"), ok("b"), Err(taken), ok("c")];
+        assert_eq!(answers, expected);
+        assert!(mutations.is_empty() && replies.is_empty());
+        assert_eq!(store.next_event_id().unwrap(), 4);
+        assert_eq!((durable.load(Ordering::Acquire), *seen.borrow()), (3, 3));
+
+        // A batch of refusals only takes no id and leaves the watermark where it was.
+        let (mut mutations, mut replies, answers) = batch(&["a", "b"]);
+        commit_batch(
+            &store,
+            &stamp(),
+            &mut mutations,
+            &mut replies,
+            &durable,
+            &watermark,
+            || store.flush(),
+        );
+        assert!(answers.into_iter().map(answered).all(|a| a.is_err()));
+        assert_eq!(store.next_event_id().unwrap(), 4);
+        assert_eq!(durable.load(Ordering::Acquire), 3);
+    }
+
+    #[test]
+    fn the_durable_watermark_moves_only_after_the_flush() {
+        // DESIGN invariant 1: the bus publishes up to the watermark, so it must not run ahead
+        // of the disk.
+        let (_dir, store) = store();
+        let (durable, (watermark, seen)) = (AtomicU64::new(0), watch::channel(0));
+        let (mut mutations, mut replies, answers) = batch(&["a", "b"]);
+        let mut flushed = false;
+        commit_batch(
+            &store,
+            &stamp(),
+            &mut mutations,
+            &mut replies,
+            &durable,
+            &watermark,
+            || {
+                // Applied, not yet durable: nothing may announce it.
+                assert_eq!(store.next_event_id().unwrap(), 3);
+                assert_eq!((durable.load(Ordering::Acquire), *seen.borrow()), (0, 0));
+                flushed = true;
+                store.flush()
+            },
+        );
+        assert!(flushed);
+        assert_eq!((durable.load(Ordering::Acquire), *seen.borrow()), (2, 2));
+        assert!(answers.into_iter().map(answered).all(|a| a.is_ok()));
+    }
+
+    #[test]
+    fn a_failed_flush_fails_the_applied_mutations_as_not_durable_and_holds_the_watermark() {
+        // DESIGN invariant 1: no caller hears "done" for a change that may not be on disk.
+        let (_dir, store) = store();
+        store.apply(&create("a"), &stamp()).unwrap();
+        let (durable, (watermark, seen)) = (AtomicU64::new(1), watch::channel(1));
+        let (mut mutations, mut replies, answers) = batch(&["b", "a"]);
+        commit_batch(
+            &store,
+            &stamp(),
+            &mut mutations,
+            &mut replies,
+            &durable,
+            &watermark,
+            || {
+                let disk = std::io::Error::other("disk on fire");
+                Err(StoreError::Flush(Arc::new(sled::Error::Io(disk))))
+            },
+        );
+        let mut answers = answers
+            .into_iter()
+            .map(|answer| answer.blocking_recv().unwrap());
+        let first = answers.next().unwrap();
+        assert!(
+            matches!(&first, Err(StoreError::Flush(cause)) if cause.to_string().contains("disk on fire")),
+            "{first:?}"
+        );
+        // The refusal keeps its own reason.
+        let second = answers.next().unwrap();
+        assert!(
+            matches!(second, Err(StoreError::Conflict { .. })),
+            "{second:?}"
+        );
+        assert_eq!((durable.load(Ordering::Acquire), *seen.borrow()), (1, 1));
+    }
+
+    #[test]
+    fn stop_answers_what_was_queued_before_it_flushes_and_refuses_the_rest() {
+        // DESIGN invariant 6: shutdown finishes the writes in flight and flushes.
+        let (_dir, store) = store();
+        let (writer, watermark, thread) = Writer::start(store.clone(), stamp()).unwrap();
+        let mut before = Vec::new();
+        for subdomain in ["a", "b", "c"] {
+            let (reply, answer) = oneshot::channel();
+            let mutation = create(subdomain);
+            writer
+                .queue
+                .blocking_send(Request::Apply { mutation, reply })
+                .unwrap();
+            before.push(answer);
+        }
+        writer.queue.blocking_send(Request::Stop).unwrap();
+        let (reply, after) = oneshot::channel();
+        let mutation = create("d");
+        // The writer may already have closed its queue; either way "d" must not be applied.
+        let queued_after = writer
+            .queue
+            .blocking_send(Request::Apply { mutation, reply });
+        thread.join().unwrap();
+
+        let before: Vec<_> = before.into_iter().map(answered).collect();
+        assert_eq!(before, [ok("a"), ok("b"), ok("c")]);
+        if queued_after.is_ok() {
+            assert!(matches!(after.blocking_recv(), Ok(Err(StoreError::Closed))));
+        }
+        assert_eq!(store.next_event_id().unwrap(), 4);
+        assert_eq!((watermark.get(), writer.durable_event_id()), (3, 3));
+        assert!(matches!(
+            writer.submit_blocking(create("e")),
+            Err(StoreError::Closed)
+        ));
     }
 }

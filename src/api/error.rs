@@ -136,6 +136,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict { field, message } => ApiError::Conflict { field, message },
             StoreError::Closed => ApiError::Unavailable,
+            StoreError::Flush(_) => ApiError::Unavailable,
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::Internal

@@ -1,23 +1,28 @@
 //! The embedded store: sled trees behind typed methods.
 //!
-//! Nothing outside this module touches a tree. Reads are methods on [`Store`]; every write
-//! goes through [`mutations`], which the single writer (`crate::writer`) applies a batch at a
-//! time, normally as one sled transaction. Records are encoded by [`codec`] (the only place
-//! bincode appears).
+//! Nothing outside this module touches a tree. Where things live:
+//! - this file: [`Store`] (open, schema check and migration, flush) and [`StoreError`];
+//! - `trees`: the one list of sled trees, and the transaction over them;
+//! - [`mutations`]: every write, which the single writer (`crate::writer`) applies a batch at
+//!   a time, normally as one sled transaction (one file per family of mutations);
+//! - `reads`: typed reads and paged listings; `outbox`: the mail queue as the drainer sees
+//!   it; `user_cache`: users as authentication reads them;
+//! - `keys`: key layouts; [`codec`]: record encoding (the only place bincode appears).
 
 pub mod codec;
 mod keys;
 pub mod mutations;
 mod outbox;
 mod reads;
+mod trees;
 mod user_cache;
 
 pub use mutations::MailStamp;
 pub use mutations::{Applied, Mutation};
 pub use outbox::{OutboxCounts, OutboxScan};
 pub use reads::{Page, PageCursor, Visibility};
+pub(crate) use trees::Trees;
 
-use crate::domain::Timestamp;
 use sled::transaction::TransactionError;
 use std::path::Path;
 
@@ -60,6 +65,10 @@ pub enum StoreError {
     /// The writer has stopped (shutdown in progress).
     #[error("the store is shutting down")]
     Closed,
+    /// An fsync failed: changes applied in memory may not be on disk. The writer answers
+    /// every caller of the batch with this, sharing the one cause.
+    #[error("could not flush the store to disk: {0}")]
+    Flush(#[source] std::sync::Arc<sled::Error>),
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -77,26 +86,6 @@ fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, StoreError> {
     codec::decode(bytes).map_err(|source| StoreError::Corrupt { tree, source })
-}
-
-/// The trees, in the order mutations see them inside a transaction.
-#[derive(Clone)]
-pub(crate) struct Trees {
-    pub meta: sled::Tree,
-    pub users: sled::Tree,
-    pub user_emails: sled::Tree,
-    pub businesses: sled::Tree,
-    pub business_order: sled::Tree,
-    pub owner_index: sled::Tree,
-    pub subdomains: sled::Tree,
-    pub reservations: sled::Tree,
-    pub reservation_ids: sled::Tree,
-    pub reservation_counts: sled::Tree,
-    pub events: sled::Tree,
-    pub business_events: sled::Tree,
-    pub outbox: sled::Tree,
-    pub outbox_sent: sled::Tree,
-    pub receipts: sled::Tree,
 }
 
 /// Keys of the `meta` tree.
@@ -144,24 +133,7 @@ impl Store {
                 sled::Error::Io(ref io) if io.to_string().contains("lock") => StoreError::Locked,
                 other => StoreError::Unavailable(other),
             })?;
-        let tree = |name: &str| db.open_tree(name);
-        let trees = Trees {
-            meta: tree("meta")?,
-            users: tree("users")?,
-            user_emails: tree("user_emails")?,
-            businesses: tree("businesses")?,
-            business_order: tree("business_order")?,
-            owner_index: tree("owner_index")?,
-            subdomains: tree("subdomains")?,
-            reservations: tree("reservations")?,
-            reservation_ids: tree("reservation_ids")?,
-            reservation_counts: tree("reservation_counts")?,
-            events: tree("events")?,
-            business_events: tree("business_events")?,
-            outbox: tree("outbox")?,
-            outbox_sent: tree("outbox_sent")?,
-            receipts: tree("receipts")?,
-        };
+        let trees = Trees::open(&db)?;
         let epoch = Self::init_meta(&db, &trees.meta)?;
         db.flush()?;
         let retention = retention.max(1);
@@ -231,19 +203,19 @@ impl Store {
     }
 
     /// Makes everything written so far durable (fsync). Returns once it is on disk.
+    ///
+    /// # Errors
+    /// [`StoreError::Flush`] when the disk refused.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.db
+            .flush()
+            .map_err(|error| StoreError::Flush(std::sync::Arc::new(error)))?;
         Ok(())
     }
 
     /// The epoch of the event log.
     pub fn epoch(&self) -> &str {
         &self.epoch
-    }
-
-    /// How many events the log keeps for resume.
-    pub fn retention(&self) -> u64 {
-        self.retention
     }
 
     /// The sled tree the bus watches. Only `crate::bus` calls this.
@@ -279,11 +251,6 @@ impl Store {
         {
             self.user_cache.clear();
         }
-    }
-
-    /// The current time, as the store stamps records.
-    pub fn now() -> Timestamp {
-        Timestamp::now()
     }
 }
 

@@ -1,0 +1,227 @@
+//! How the writer's batch becomes sled transactions: as few as refusals allow, normally one,
+//! with every mutation seeing exactly the effects of those before it.
+//!
+//! Only the single writer thread calls [`Store::apply_batch`], so reads taken just before a
+//! transaction (to list what a delete must remove) cannot be invalidated by another write.
+
+use super::{prepare, Applied, MailStamp, Mutation, Outcome, Prepared};
+use crate::domain::{Reservation, Timestamp};
+use crate::store::trees::Tx;
+use crate::store::{decode, Store, StoreError};
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+};
+use uuid::Uuid;
+
+/// Why a batch transaction was abandoned: the mutation at `index` refused (a rule, or a
+/// damaged record). An aborted transaction has written nothing.
+struct Refused {
+    index: usize,
+    error: StoreError,
+}
+
+impl Store {
+    /// Applies one mutation in one transaction (see [`Store::apply_batch`]).
+    ///
+    /// # Errors
+    /// `NotFound` / `Conflict` for rule violations (nothing is written); `Unavailable` or
+    /// `Corrupt` for storage failures.
+    pub fn apply(&self, mutation: &Mutation, stamp: &MailStamp) -> Outcome {
+        self.apply_batch(std::slice::from_ref(mutation), stamp)
+            .pop()
+            .expect("one outcome per mutation")
+    }
+
+    /// Applies `mutations` in order and returns one outcome each, in as few sled transactions
+    /// as possible: normally one for the whole batch, because each transaction costs a log
+    /// write of its own (sled rolls its IO buffer per transaction) and takes the global
+    /// transaction lock. Nothing is durable until [`Store::flush`].
+    ///
+    /// A mutation that refuses (`NotFound`, `Conflict`) aborts the transaction it is in, so
+    /// the ones before it are committed in a transaction of their own, the refusal is
+    /// recorded, and the batch goes on after it: every mutation sees exactly the effects of
+    /// those before it, as if each ran alone, and event ids stay consecutive in commit order
+    /// (DESIGN invariant 2). A delete runs alone, after everything before it has committed,
+    /// because it lists the business's reservations outside its transaction.
+    pub fn apply_batch(&self, mutations: &[Mutation], stamp: &MailStamp) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(mutations.len());
+        let mut rest = mutations;
+        while let Some(first) = rest.first() {
+            if let Mutation::DeleteBusiness { id } = first {
+                match self.prepare_delete(*id) {
+                    Ok(prepared) => outcomes.extend(self.commit_prepared(&[prepared], stamp)),
+                    Err(error) => outcomes.push(Err(error)),
+                }
+                rest = &rest[1..];
+                continue;
+            }
+            let end = rest
+                .iter()
+                .position(|m| matches!(m, Mutation::DeleteBusiness { .. }))
+                .unwrap_or(rest.len());
+            let prepared: Vec<Prepared<'_>> = rest[..end].iter().map(prepare).collect();
+            outcomes.extend(self.commit_prepared(&prepared, stamp));
+            rest = &rest[end..];
+        }
+        self.forget_changed_users(mutations);
+        outcomes
+    }
+
+    /// Commits `prepared` in as few transactions as refusals allow (see `apply_batch`).
+    fn commit_prepared(&self, prepared: &[Prepared<'_>], stamp: &MailStamp) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        let (mut start, mut end) = (0, prepared.len());
+        // Each turn either settles `start..end` or shrinks `end`, so this ends.
+        while start < prepared.len() {
+            let batch = &prepared[start..end];
+            match self
+                .trees
+                .transact(|tx| apply_all(tx, batch, stamp, self.log_capacity))
+            {
+                Ok(done) => {
+                    outcomes.extend(done.into_iter().map(Ok));
+                    start = end;
+                    end = prepared.len();
+                }
+                Err(TransactionError::Abort(Refused { index: 0, error })) => {
+                    outcomes.push(Err(error));
+                    start += 1;
+                    end = prepared.len();
+                }
+                // Commit the ones before the refusal; it comes first in the next turn.
+                Err(TransactionError::Abort(Refused { index, .. })) => end = start + index,
+                Err(TransactionError::Storage(error)) => {
+                    tracing::error!(%error, "a batch transaction failed");
+                    let error = error.to_string();
+                    outcomes.extend((start..end).map(|_| {
+                        Err(StoreError::Unavailable(sled::Error::Io(
+                            std::io::Error::other(error.clone()),
+                        )))
+                    }));
+                    start = end;
+                    end = prepared.len();
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// A delete's preparation: the business's reservations, listed outside the transaction
+    /// (sled transactions cannot scan). Only the writer adds reservations and everything
+    /// before the delete has committed, so the list is complete.
+    fn prepare_delete(&self, id: Uuid) -> Result<Prepared<'static>, StoreError> {
+        let mut reservation_keys = Vec::new();
+        let mut reservation_ids = Vec::new();
+        for entry in self.trees.reservations.scan_prefix(id.as_bytes()) {
+            let (key, value) = entry?;
+            let reservation: Reservation = decode("reservations", &value)?;
+            reservation_keys.push(key);
+            reservation_ids.push(reservation.id);
+        }
+        Ok(Prepared::DeleteBusiness {
+            id,
+            now: Timestamp::now(),
+            reservation_keys,
+            reservation_ids,
+        })
+    }
+}
+
+/// The body of a batch transaction: applies each prepared mutation in order, and aborts at
+/// the first refusal, naming it.
+fn apply_all(
+    tx: &Tx<'_>,
+    prepared: &[Prepared<'_>],
+    stamp: &MailStamp,
+    capacity: u64,
+) -> ConflictableTransactionResult<Vec<(Applied, Option<u64>)>, Refused> {
+    let mut done = Vec::with_capacity(prepared.len());
+    for (index, mutation) in prepared.iter().enumerate() {
+        match tx.apply(mutation, stamp, capacity) {
+            Ok(outcome) => done.push(outcome),
+            Err(ConflictableTransactionError::Abort(error)) => {
+                return Err(ConflictableTransactionError::Abort(Refused {
+                    index,
+                    error,
+                }))
+            }
+            Err(ConflictableTransactionError::Conflict) => {
+                return Err(ConflictableTransactionError::Conflict)
+            }
+            Err(ConflictableTransactionError::Storage(error)) => {
+                return Err(ConflictableTransactionError::Storage(error))
+            }
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::NewBusiness;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 1 << 20, 100).unwrap();
+        (dir, store)
+    }
+
+    fn stamp() -> MailStamp {
+        MailStamp {
+            epoch: "e".into(),
+            domain: "example.com".into(),
+        }
+    }
+
+    fn create(subdomain: &str) -> Mutation {
+        Mutation::CreateBusiness(NewBusiness {
+            name: format!("Salon {subdomain}"),
+            subdomain: subdomain.into(),
+            owner_email: "owner@example.com".into(),
+        })
+    }
+
+    fn event_id(outcome: &Outcome) -> Option<u64> {
+        outcome.as_ref().ok().and_then(|(_, id)| *id)
+    }
+
+    #[test]
+    fn a_refusal_inside_a_batch_fails_alone_and_leaves_no_gap_in_event_ids() {
+        let (_dir, store) = store();
+        let first = store.apply_batch(&[create("a")], &stamp());
+        let Ok((Applied::Business(a), Some(1))) = &first[0] else {
+            panic!("first create: {first:?}");
+        };
+        let batch = [
+            create("b"),
+            create("a"), // taken: refused, nothing written
+            create("c"),
+            Mutation::DeleteBusiness { id: a.id },
+            create("b"),                           // taken earlier in this very batch
+            create("a"),                           // free again after the delete
+            Mutation::DeleteBusiness { id: a.id }, // already gone
+        ];
+        let outcomes = store.apply_batch(&batch, &stamp());
+        let ids: Vec<Option<u64>> = outcomes.iter().map(event_id).collect();
+        assert_eq!(ids, [Some(2), None, Some(3), Some(4), None, Some(5), None]);
+        assert!(matches!(
+            outcomes[1],
+            Err(StoreError::Conflict {
+                field: Some("subdomain"),
+                ..
+            })
+        ));
+        assert!(matches!(outcomes[4], Err(StoreError::Conflict { .. })));
+        assert!(matches!(outcomes[6], Err(StoreError::NotFound("business"))));
+        assert_eq!(store.next_event_id().unwrap(), 6);
+        let logged: Vec<u64> = store
+            .trees
+            .events
+            .iter()
+            .keys()
+            .map(|key| crate::store::keys::read_u64(&key.unwrap()).unwrap())
+            .collect();
+        assert_eq!(logged, [1, 2, 3, 4, 5]);
+    }
+}

@@ -1,0 +1,258 @@
+//! Every change to the store, applied inside a sled transaction over all the trees it
+//! touches: the entity, its event (which is its activity entry too: the activity log is the
+//! newest events of the log) and its outbox rows commit together or not at all (DESIGN
+//! "writer"). The writer hands over a whole batch, which normally commits as one transaction
+//! (see [`Store::apply_batch`](crate::store::Store::apply_batch)).
+//!
+//! Transaction closures may run more than once: they only read and write trees; new ids and
+//! timestamps are chosen before the transaction starts ([`prepare`]).
+//!
+//! Layout, one job per file (mini-redis's `cmd/`): this file holds the vocabulary
+//! ([`Mutation`], [`Applied`], the prepared form and the dispatch); `batch` turns a batch into
+//! transactions; `tx` holds what every family shares (counters, event append, mail enqueue);
+//! `users`, `businesses`, `reservations` and `receipts` hold one family of mutations each.
+//! Adding a mutation: a `Mutation` variant, its `Prepared` form and `prepare` arm, its arm in
+//! `Tx::apply`, and a method in its family's file.
+
+mod batch;
+mod businesses;
+mod receipts;
+mod reservations;
+mod tx;
+mod users;
+
+use super::trees::Tx;
+use super::StoreError;
+use crate::domain::{
+    Business, BusinessPatch, EventKind, NewBusiness, NewReservation, NewUser, Reservation,
+    ReservationStatus, Timestamp, User,
+};
+use tx::TxResult;
+use uuid::Uuid;
+
+/// A change the writer applies.
+#[derive(Debug, Clone)]
+pub enum Mutation {
+    CreateUser(NewUser),
+    /// A new password hash for the user with this email (`app user password`).
+    SetPassword {
+        email: String,
+        password_hash: String,
+    },
+    CreateBusiness(NewBusiness),
+    UpdateBusiness {
+        id: Uuid,
+        patch: BusinessPatch,
+    },
+    DeleteBusiness {
+        id: Uuid,
+    },
+    CreateReservation {
+        business_id: Uuid,
+        new: NewReservation,
+    },
+    CancelReservation {
+        business_id: Uuid,
+        reservation_id: Uuid,
+    },
+    /// A read receipt: everything the user sees up to `up_to` is read.
+    MarkRead {
+        user_id: Uuid,
+        up_to: u64,
+    },
+}
+
+/// What a mutation produced.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    User(User),
+    Business(Business),
+    Deleted(Business),
+    Reservation(Reservation),
+    /// The stored read position after a receipt (never moves backwards).
+    ReadUpTo(u64),
+}
+
+/// A stored business with the sequence number that orders listings (its creating event id).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BusinessRecord {
+    pub seq: u64,
+    pub business: Business,
+}
+
+/// The leading fields of a stored [`Event`], all that pruning needs: bincode reads them and
+/// ignores the rest, so dropping an old event does not copy its frame.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct EventHead {
+    pub id: u64,
+    #[allow(dead_code)] // present to keep the layout of `Event`'s first fields
+    pub kind: EventKind,
+    pub business_id: Uuid,
+}
+
+/// What stamps outbox rows: the epoch and mail domain make Message-IDs unique per store.
+#[derive(Debug, Clone)]
+pub struct MailStamp {
+    pub epoch: String,
+    pub domain: String,
+}
+
+/// A mutation with every choice made before its transaction — new ids, the clock, the
+/// reservations a delete removes — so that applying it depends on the trees alone and a
+/// closure that sled runs again does exactly the same thing.
+enum Prepared<'a> {
+    CreateUser(User),
+    SetPassword {
+        email: &'a str,
+        password_hash: &'a str,
+    },
+    CreateBusiness(Business),
+    UpdateBusiness {
+        id: Uuid,
+        patch: &'a BusinessPatch,
+        now: Timestamp,
+    },
+    DeleteBusiness {
+        id: Uuid,
+        now: Timestamp,
+        reservation_keys: Vec<sled::IVec>,
+        reservation_ids: Vec<Uuid>,
+    },
+    CreateReservation(Reservation),
+    CancelReservation {
+        business_id: Uuid,
+        reservation_id: Uuid,
+        now: Timestamp,
+    },
+    MarkRead {
+        user_id: Uuid,
+        up_to: u64,
+    },
+}
+
+/// One mutation's result: what it produced and the id of the event it appended, if any.
+pub type Outcome = Result<(Applied, Option<u64>), StoreError>;
+
+/// Decides everything a mutation other than a delete needs before its transaction.
+fn prepare(mutation: &Mutation) -> Prepared<'_> {
+    let now = Timestamp::now();
+    match mutation {
+        Mutation::CreateUser(new) => Prepared::CreateUser(User {
+            id: Uuid::new_v4(),
+            email: new.email.clone(),
+            role: new.role,
+            password_hash: new.password_hash.clone(),
+            created_at: now,
+        }),
+        Mutation::SetPassword {
+            email,
+            password_hash,
+        } => Prepared::SetPassword {
+            email,
+            password_hash,
+        },
+        Mutation::CreateBusiness(new) => Prepared::CreateBusiness(Business {
+            id: Uuid::new_v4(),
+            name: new.name.clone(),
+            subdomain: new.subdomain.clone(),
+            owner_email: new.owner_email.clone(),
+            created_at: now,
+            updated_at: now,
+        }),
+        Mutation::UpdateBusiness { id, patch } => Prepared::UpdateBusiness {
+            id: *id,
+            patch,
+            now,
+        },
+        Mutation::DeleteBusiness { .. } => {
+            unreachable!("deletes are prepared by Store::prepare_delete")
+        }
+        Mutation::CreateReservation { business_id, new } => {
+            Prepared::CreateReservation(Reservation {
+                id: Uuid::new_v4(),
+                business_id: *business_id,
+                customer_name: new.customer_name.clone(),
+                customer_email: new.customer_email.clone(),
+                starts_at: new.starts_at,
+                service: new.service.clone(),
+                status: ReservationStatus::Confirmed,
+                created_at: now,
+            })
+        }
+        Mutation::CancelReservation {
+            business_id,
+            reservation_id,
+        } => Prepared::CancelReservation {
+            business_id: *business_id,
+            reservation_id: *reservation_id,
+            now,
+        },
+        Mutation::MarkRead { user_id, up_to } => Prepared::MarkRead {
+            user_id: *user_id,
+            up_to: *up_to,
+        },
+    }
+}
+
+impl Tx<'_> {
+    /// Applies one prepared mutation inside the transaction. Rule checks come before the
+    /// first write, though an abort discards every write of the transaction anyway.
+    fn apply(
+        &self,
+        mutation: &Prepared<'_>,
+        stamp: &MailStamp,
+        capacity: u64,
+    ) -> TxResult<(Applied, Option<u64>)> {
+        match mutation {
+            Prepared::CreateUser(user) => self.create_user(user),
+            Prepared::SetPassword {
+                email,
+                password_hash,
+            } => self.set_password(email, password_hash),
+            Prepared::CreateBusiness(business) => self.create_business(business, stamp, capacity),
+            Prepared::UpdateBusiness { id, patch, now } => {
+                self.update_business(*id, patch, *now, capacity)
+            }
+            Prepared::DeleteBusiness {
+                id,
+                now,
+                reservation_keys,
+                reservation_ids,
+            } => self.delete_business(*id, *now, reservation_keys, reservation_ids, capacity),
+            Prepared::CreateReservation(reservation) => {
+                self.create_reservation(reservation, stamp, capacity)
+            }
+            Prepared::CancelReservation {
+                business_id,
+                reservation_id,
+                now,
+            } => self.cancel_reservation(*business_id, *reservation_id, *now, stamp, capacity),
+            Prepared::MarkRead { user_id, up_to } => self.mark_read(*user_id, *up_to),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Event;
+    use crate::store::{codec, decode};
+
+    #[test]
+    fn an_event_head_reads_the_first_fields_of_a_stored_event() {
+        let now = Timestamp::now();
+        let business = Business {
+            id: Uuid::new_v4(),
+            name: "Salon".into(),
+            subdomain: "salon".into(),
+            owner_email: "o@example.com".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        let event = Event::for_business(77, EventKind::BusinessDeleted, &business, now);
+        let head: EventHead = decode("events", &codec::encode(&event)).unwrap();
+        assert_eq!(head.id, 77);
+        assert_eq!(head.kind, EventKind::BusinessDeleted);
+        assert_eq!(head.business_id, business.id);
+    }
+}
