@@ -156,7 +156,7 @@ pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) 
             None => Visibility::All,
         },
         business,
-        batch: u64::try_from(state.config.ws_send_queue.max(1)).unwrap_or(u64::MAX),
+        batch: u64::try_from(state.config.ws_frames_per_wake.max(1)).unwrap_or(u64::MAX),
         state,
         caller,
         cursor: newest,
@@ -263,7 +263,7 @@ struct Session {
     /// `None` for the dashboard (every event), else the one business this channel follows.
     business: Option<Uuid>,
     visibility: Visibility,
-    /// Frames written per wake-up at most (`--ws-send-queue`), so one socket's backlog does
+    /// Frames written per wake-up at most (`--ws-frames-per-wake`), so one socket's backlog does
     /// not hold a worker thread.
     batch: u64,
     /// The newest event id this session has handled (sent, queued in `backlog`/`pending`, or
