@@ -14,8 +14,9 @@
 //! and [`MAX_PENDING_FRAMES`] control frames.
 
 use super::protocol::{
-    self, ClientMessage, ClientMessageError, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_NOT_FOUND,
-    CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, CLOSE_UNAUTHENTICATED, CLOSE_UNSUPPORTED_DATA,
+    self, ClientMessage, ClientMessageError, ErrorCode, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
+    CLOSE_NOT_FOUND, CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, CLOSE_UNAUTHENTICATED,
+    CLOSE_UNSUPPORTED_DATA,
 };
 use super::wake::WakeFlag;
 use super::ChannelRequest;
@@ -26,7 +27,6 @@ use crate::domain::{Event, EventKind, Role, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::Visibility;
 use futures_util::{SinkExt, Stream, StreamExt};
-use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -247,6 +247,11 @@ fn authorize(
     }
 }
 
+/// When the caller's token expires, as the frames show it.
+fn expires_at(caller: &Caller) -> Timestamp {
+    Timestamp::from_micros(caller.expires_at.saturating_mul(1_000_000))
+}
+
 /// What the socket did while the session waited on it.
 enum SocketIo {
     /// A pending flush completed: everything written so far is with the kernel.
@@ -300,16 +305,18 @@ impl Session {
         notices: Receiver<Arc<UserNotice>>,
     ) -> Ending {
         let config = self.state.config.clone();
-        self.pending.push_back(protocol::control_frame(
-            "connection_established",
-            json!({
-                "channel": channel_name,
-                "user": {"id": self.caller.user.id, "email": self.caller.user.email, "role": self.caller.user.role},
-                "last_event_id": newest,
-                "epoch": self.state.store.epoch(),
-                "expires_at": Timestamp::from_micros(self.caller.expires_at.saturating_mul(1_000_000)),
-            }),
-        ));
+        self.pending
+            .push_back(protocol::connection_established(&protocol::Hello {
+                channel: &channel_name,
+                epoch: self.state.store.epoch(),
+                expires_at: expires_at(&self.caller),
+                last_event_id: newest,
+                user: protocol::HelloUser {
+                    email: &self.caller.user.email,
+                    id: self.caller.user.id,
+                    role: self.caller.user.role,
+                },
+            }));
         self.resume(requested, epoch, newest);
 
         // Sources that rarely fire are polled only once they signalled (`WakeFlag`), through
@@ -597,10 +604,11 @@ impl Session {
 
     fn resync(&mut self, newest: u64) {
         self.cursor = newest;
-        self.pending.push_back(protocol::control_frame(
-            "resync_required",
-            json!({"epoch": self.state.store.epoch(), "last_event_id": newest}),
-        ));
+        self.pending
+            .push_back(protocol::resync_required(&protocol::Resync {
+                epoch: self.state.store.epoch(),
+                last_event_id: newest,
+            }));
     }
 
     /// A live event from the bus: its shared frame, if this channel sends it.
@@ -656,18 +664,18 @@ impl Session {
                 Ok(fresh) if fresh.user.id == self.caller.user.id => {
                     self.caller = fresh;
                     expiry.as_mut().reset(self.expiry_instant());
-                    let expires_at =
-                        Timestamp::from_micros(self.caller.expires_at.saturating_mul(1_000_000));
-                    protocol::control_frame("auth_ok", json!({"expires_at": expires_at}))
+                    protocol::auth_ok(expires_at(&self.caller))
                 }
                 _ => protocol::error_frame(
-                    "bad_token",
+                    ErrorCode::BadToken,
                     "the token is invalid, expired or another user's; the connection is unchanged",
                 ),
             },
-            Err(ClientMessageError::Bad(reason)) => protocol::error_frame("bad_message", &reason),
+            Err(ClientMessageError::Bad(reason)) => {
+                protocol::error_frame(ErrorCode::BadMessage, &reason)
+            }
             Err(ClientMessageError::UnknownType(reason)) => {
-                protocol::error_frame("unknown_type", &reason)
+                protocol::error_frame(ErrorCode::UnknownType, &reason)
             }
         };
         self.pending.push_back(reply);
