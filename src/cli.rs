@@ -90,9 +90,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 90_000, hide = true)]
     pub ws_idle_timeout_ms: u64,
     /// Frames written to one socket per wake-up before its flush (later ones wait in the
-    /// bus's shared ring, so a long catch-up does not hold a worker thread).
-    #[arg(long, default_value_t = 1024, hide = true)]
-    pub ws_send_queue: usize,
+    /// bus's shared ring, so a long catch-up does not hold a worker thread). Once named
+    /// `--ws-send-queue`, from when it sized a per-socket queue; that name still works.
+    #[arg(long, alias = "ws-send-queue", default_value_t = 1024, hide = true)]
+    pub ws_frames_per_wake: usize,
     /// A socket that takes nothing for this long while frames wait for it is closed as a
     /// slow consumer (4008), in milliseconds.
     #[arg(long, default_value_t = 10_000, hide = true)]
@@ -232,4 +233,25 @@ pub struct WatchArgs {
     /// Exit after printing this many events.
     #[arg(long)]
     pub count: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames_per_wake(args: &[&str]) -> usize {
+        let cli = Cli::try_parse_from([["app", "serve"].as_slice(), args].concat())
+            .expect("valid serve arguments");
+        match cli.command {
+            Command::Serve(serve) => serve.ws_frames_per_wake,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn frames_per_wake_keeps_its_old_name_as_an_alias() {
+        assert_eq!(frames_per_wake(&[]), 1024, "default");
+        assert_eq!(frames_per_wake(&["--ws-frames-per-wake", "8"]), 8);
+        assert_eq!(frames_per_wake(&["--ws-send-queue", "8"]), 8, "old name");
+    }
 }

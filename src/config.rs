@@ -59,7 +59,7 @@ pub struct Config {
     pub ws_ping_interval: Duration,
     pub ws_idle_timeout: Duration,
     /// Frames written to one socket per wake-up before its flush.
-    pub ws_send_queue: usize,
+    pub ws_frames_per_wake: usize,
     /// How long a socket may take nothing while frames wait for it before it is a slow
     /// consumer.
     pub ws_send_timeout: Duration,
@@ -97,7 +97,7 @@ impl Config {
                 u64::from(args.booking_rate_per_minute),
                 "--booking-rate-per-minute",
             ),
-            (args.ws_send_queue as u64, "--ws-send-queue"),
+            (args.ws_frames_per_wake as u64, "--ws-frames-per-wake"),
             (u64::from(args.mail_max_attempts), "--mail-max-attempts"),
             (args.ws_ping_interval_ms, "--ws-ping-interval-ms"),
             (args.ws_idle_timeout_ms, "--ws-idle-timeout-ms"),
@@ -128,7 +128,7 @@ impl Config {
             admin_password: args.admin_password.clone(),
             ws_ping_interval: Duration::from_millis(args.ws_ping_interval_ms),
             ws_idle_timeout: Duration::from_millis(args.ws_idle_timeout_ms),
-            ws_send_queue: args.ws_send_queue,
+            ws_frames_per_wake: args.ws_frames_per_wake,
             ws_send_timeout: Duration::from_millis(args.ws_send_timeout_ms),
             mail_retry_base: Duration::from_millis(args.mail_retry_base_ms.max(1)),
             mail_max_attempts: args.mail_max_attempts,

@@ -3,8 +3,12 @@
 //! printed, so the output has no gaps across server restarts.
 
 use crate::cli::WatchArgs;
+use crate::ws::protocol::{
+    CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_TOO_BIG, CLOSE_UNAUTHENTICATED, CLOSE_UNSUPPORTED_DATA,
+};
 use anyhow::{bail, Context};
 use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
 use serde_json::Value;
 use std::io::Write;
 use std::time::Duration;
@@ -95,9 +99,13 @@ async fn follow(
             Ok(Message::Close(close)) => {
                 let (code, reason) = close
                     .map(|c| (u16::from(c.code), c.reason.to_string()))
-                    .unwrap_or((1005, String::new()));
+                    .unwrap_or((u16::from(CloseCode::Status), String::new()));
                 return match code {
-                    4401 | 4403 | 4404 | 1003 | 1009 => {
+                    CLOSE_UNAUTHENTICATED
+                    | CLOSE_FORBIDDEN
+                    | CLOSE_NOT_FOUND
+                    | CLOSE_UNSUPPORTED_DATA
+                    | CLOSE_TOO_BIG => {
                         Outcome::Fatal(format!("server closed the connection: {code} {reason}"))
                     }
                     _ => Outcome::Retry(format!("closed with {code} {reason}")),
@@ -157,10 +165,17 @@ async fn follow(
     Outcome::Retry("connection lost".into())
 }
 
+/// The body of `POST /api/auth/token/`.
+#[derive(Serialize)]
+struct LoginBody<'a> {
+    email: &'a str,
+    password: &'a str,
+}
+
 async fn login(base: &url::Url, email: &str, password: &str) -> anyhow::Result<String> {
     let response = reqwest::Client::new()
         .post(base.join("api/auth/token/")?)
-        .json(&serde_json::json!({"email": email, "password": password}))
+        .json(&LoginBody { email, password })
         .send()
         .await
         .context("logging in")?;

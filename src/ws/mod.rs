@@ -4,7 +4,11 @@
 //! authentication, authorization, resume — is the session's, and failures there are close
 //! codes (4401/4403/4404), never HTTP rejections (STYLE §6).
 
+mod client;
+mod cursor;
+mod ending;
 pub mod protocol;
+mod pump;
 mod session;
 mod wake;
 
@@ -67,7 +71,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 let params = session::ConnectParams::from_query(channel, &query);
                 ws.max_message_size(protocol::MAX_CLIENT_MESSAGE_BYTES)
                     .max_frame_size(protocol::MAX_CLIENT_MESSAGE_BYTES)
-                    .max_write_buffer_size(session::MAX_WRITE_BUFFER_BYTES)
+                    .max_write_buffer_size(pump::MAX_WRITE_BUFFER_BYTES)
                     .read_buffer_size(READ_BUFFER_BYTES)
                     .on_upgrade(move |socket| session::run(state, params, socket))
                     .into_response()

@@ -1,8 +1,10 @@
 //! One WebSocket connection, one task: authenticate, authorize the channel, then a loop that
 //! owns both halves of the socket. Each wake-up writes every frame that is ready — control
-//! frames, replay chunks from the store, live events from the bus — and flushes once; then
-//! one `select!` waits for shutdown, token expiry, the send timeout, the socket (a client
-//! frame, or a pending flush completing), a bus event, a user notice or the ping tick.
+//! frames, replay chunks from the store, live events from the bus — and flushes once
+//! ([`Pump`]); then one `select!` waits for shutdown, token expiry, the send timeout, the
+//! socket (a client frame, or a pending flush completing), a bus event, a user notice or the
+//! ping tick. Which events go out, and when to replay or resync, is the [`Cursor`]'s call;
+//! what a client frame does is [`client`]'s.
 //!
 //! There is no per-socket queue: live events are taken from the bus's shared, bounded ring
 //! only while the socket can accept more. A socket whose flush is pending takes at most one
@@ -13,43 +15,36 @@
 //! frame (we stop feeding when a write would block), and the session at most one replay chunk
 //! and [`MAX_PENDING_FRAMES`] control frames.
 
+use super::client::{self, Action};
+use super::cursor::{Cursor, Offer, Read, Replay, Resync};
+use super::ending::{self, on_read_error, Ending, CLOSE_GRACE};
 use super::protocol::{
-    self, ClientMessage, ClientMessageError, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_NOT_FOUND,
-    CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, CLOSE_UNAUTHENTICATED, CLOSE_UNSUPPORTED_DATA,
+    self, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED,
 };
+use super::pump::{Pump, SocketIo};
 use super::wake::WakeFlag;
 use super::ChannelRequest;
 use crate::bus::{Published, UserNotice};
-use crate::domain::{Event, EventKind, Role, Timestamp};
+use crate::domain::{EventKind, Role};
 use crate::metrics::Metrics;
 use crate::state::{AppState, Caller};
 use crate::store::Visibility;
-use futures_util::{SinkExt, Stream, StreamExt};
-use serde_json::json;
+use futures_util::Stream;
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::task::Poll;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::broadcast::Receiver;
 use tokio::time::{Instant, Sleep};
 use uuid::Uuid;
 use warp::ws::{Message, WebSocket};
 
-/// Most bytes tungstenite may hold unsent for one socket.
-pub const MAX_WRITE_BUFFER_BYTES: usize = 512 * 1024;
-/// Events read from the store per step of a replay (bounds a replay's memory).
-const REPLAY_CHUNK: usize = 256;
 /// Control frames (replies, pings, notices) that may wait for a blocked socket; past them the
 /// session stops reading the client, so a client that sends without reading gains nothing.
 const MAX_PENDING_FRAMES: usize = 16;
-/// How long a closing socket may take to get its close frame out before it is dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// Stands in for "never" where a deadline would overflow the clock (about 30 years).
-const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
 /// What the client asked for in the URL.
 #[derive(Debug)]
@@ -72,46 +67,6 @@ impl ConnectParams {
     }
 }
 
-/// How a session ends.
-#[derive(Debug)]
-struct Ending {
-    /// The close frame to send, if any (none when the peer is already gone).
-    close: Option<(u16, &'static str)>,
-    /// Write the frames already decided on before closing (shutdown: finish the send in
-    /// flight).
-    drain: bool,
-}
-
-impl Ending {
-    fn close(code: u16, reason: &'static str) -> Self {
-        Self {
-            close: Some((code, reason)),
-            drain: false,
-        }
-    }
-
-    fn silent() -> Self {
-        Self {
-            close: None,
-            drain: false,
-        }
-    }
-
-    fn shutdown() -> Self {
-        Self {
-            close: Some((CLOSE_GOING_AWAY, "server shutting down")),
-            drain: true,
-        }
-    }
-
-    fn slow_consumer() -> Self {
-        Self::close(
-            CLOSE_SLOW_CONSUMER,
-            "slow consumer: reconnect with last_event_id",
-        )
-    }
-}
-
 /// Runs one connection to its end.
 pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) {
     // Invariant 3: nothing is sent before the close frame of a refused connection.
@@ -122,7 +77,7 @@ pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) 
     {
         Some(Ok(caller)) => caller,
         _ => {
-            refuse(
+            ending::refuse(
                 &mut socket,
                 CLOSE_UNAUTHENTICATED,
                 "invalid or expired token",
@@ -134,7 +89,7 @@ pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) 
     let (channel_name, business) = match authorize(&state, &caller, &params.channel) {
         Ok(channel) => channel,
         Err((code, reason)) => {
-            refuse(&mut socket, code, reason).await;
+            ending::refuse(&mut socket, code, reason).await;
             return;
         }
     };
@@ -155,69 +110,25 @@ pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) 
             None => Visibility::All,
         },
         business,
-        batch: u64::try_from(state.config.ws_send_queue.max(1)).unwrap_or(u64::MAX),
         state,
         caller,
-        cursor: newest,
+        cursor: Cursor::new(newest),
         pending: VecDeque::new(),
-        catching_up: None,
-        backlog: Vec::new().into_iter(),
-        flushing: false,
-        unflushed: 0,
-        stalled_since: None,
-        readable: WakeFlag::new(),
     };
-    let ending = session
-        .run(
-            &mut socket,
-            channel_name,
-            params.last_event_id,
-            params.epoch,
-            newest,
-            events,
-            notices,
-        )
-        .await;
-    if ending.close.map(|(code, _)| code) == Some(CLOSE_SLOW_CONSUMER) {
+    session.start(&channel_name, &params, newest);
+    let ending = session.run(&mut socket, events, notices).await;
+    if ending.is_slow_consumer() {
         Metrics::inc(&metrics.ws_slow_consumers_total);
     }
     let pending = std::mem::take(&mut session.pending);
     drop(session);
     // A peer that stopped reading cannot take a close frame; drop it after the grace time.
-    let _ = tokio::time::timeout(CLOSE_GRACE, close(&mut socket, pending, ending, &metrics)).await;
-    metrics.ws_connections.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// Sends a close frame as the only frame of a refused connection.
-async fn refuse(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        let _ = socket.send(protocol::close(code, reason)).await;
-        let _ = SinkExt::close(socket).await;
-    })
+    let _ = tokio::time::timeout(
+        CLOSE_GRACE,
+        ending::close(&mut socket, pending, ending, &metrics),
+    )
     .await;
-}
-
-/// Carries out `ending`: what tungstenite already holds goes out first, then (on shutdown)
-/// the frames the session had decided on, then the close frame.
-async fn close(
-    socket: &mut WebSocket,
-    pending: VecDeque<Message>,
-    ending: Ending,
-    metrics: &Metrics,
-) {
-    if ending.drain {
-        for frame in pending {
-            if socket.feed(frame).await.is_err() {
-                return;
-            }
-            Metrics::inc(&metrics.ws_messages_sent_total);
-        }
-    }
-    if let Some((code, reason)) = ending.close {
-        let _ = socket.feed(protocol::close(code, reason)).await;
-    }
-    let _ = socket.flush().await;
-    let _ = SinkExt::close(socket).await;
+    metrics.ws_connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// The channel's name and, for a business channel, its id — or the close code refusing it.
@@ -244,70 +155,55 @@ fn authorize(
     }
 }
 
-/// What the socket did while the session waited on it.
-enum SocketIo {
-    /// A pending flush completed: everything written so far is with the kernel.
-    Flushed,
-    /// A client frame, a read error, or the end of the stream.
-    Read(Option<Result<Message, warp::Error>>),
-    /// A write failed: the peer is gone.
-    Gone,
-}
-
 struct Session {
     state: AppState,
     caller: Caller,
     /// `None` for the dashboard (every event), else the one business this channel follows.
     business: Option<Uuid>,
     visibility: Visibility,
-    /// Frames written per wake-up at most (`--ws-send-queue`), so one socket's backlog does
-    /// not hold a worker thread.
-    batch: u64,
-    /// The newest event id this session has handled (sent, queued in `backlog`/`pending`, or
-    /// filtered out).
-    cursor: u64,
+    /// Where this session stands in the event log, and its replay.
+    cursor: Cursor,
     /// Frames decided on but not yet handed to tungstenite, in order: control frames, replies,
     /// and at most one live event taken while the socket was blocked.
     pending: VecDeque<Message>,
-    /// Replaying from the store up to this id (resume, or after the receiver lagged).
-    catching_up: Option<u64>,
-    /// The current replay chunk, sent before anything else from the store or the bus.
-    backlog: std::vec::IntoIter<Event>,
-    /// A flush (or a write that would block) is pending on the socket: take no more events.
-    flushing: bool,
-    /// Frames handed to tungstenite since the last completed flush.
-    unflushed: u64,
-    /// Since when the socket has been blocked while frames wait for it (the send timeout).
-    stalled_since: Option<Instant>,
-    /// Whether the socket's read side signalled: a wake-up for a bus event does not run
-    /// tungstenite's read path.
-    readable: WakeFlag,
 }
 
 impl Session {
-    #[allow(clippy::too_many_arguments)]
+    /// Queues `connection_established`, then applies the client's resume position.
+    fn start(&mut self, channel_name: &str, params: &ConnectParams, newest: u64) {
+        self.pending
+            .push_back(protocol::connection_established(&protocol::Hello {
+                channel: channel_name,
+                epoch: self.state.store.epoch(),
+                expires_at: client::expires_at(&self.caller),
+                last_event_id: newest,
+                user: protocol::HelloUser {
+                    email: &self.caller.user.email,
+                    id: self.caller.user.id,
+                    role: self.caller.user.role,
+                },
+            }));
+        let resync = self.cursor.resume(
+            params.last_event_id.as_deref(),
+            params.epoch.as_deref(),
+            self.state.store.epoch(),
+            newest,
+        );
+        if let Some(resync) = resync {
+            self.resync(resync);
+        }
+    }
+
+    /// The connection's loop, until shutdown, the token's expiry, the peer or a close code
+    /// ends it.
     async fn run(
         &mut self,
         socket: &mut WebSocket,
-        channel_name: String,
-        requested: Option<String>,
-        epoch: Option<String>,
-        newest: u64,
         mut events: Receiver<Arc<Published>>,
         notices: Receiver<Arc<UserNotice>>,
     ) -> Ending {
         let config = self.state.config.clone();
-        self.pending.push_back(protocol::control_frame(
-            "connection_established",
-            json!({
-                "channel": channel_name,
-                "user": {"id": self.caller.user.id, "email": self.caller.user.email, "role": self.caller.user.role},
-                "last_event_id": newest,
-                "epoch": self.state.store.epoch(),
-                "expires_at": Timestamp::from_micros(self.caller.expires_at.saturating_mul(1_000_000)),
-            }),
-        ));
-        self.resume(requested, epoch, newest);
+        let mut pump = Pump::new(config.ws_frames_per_wake, self.state.metrics.clone());
 
         // Sources that rarely fire are polled only once they signalled (`WakeFlag`), through
         // futures that live as long as the session, so they stay registered in between.
@@ -327,24 +223,22 @@ impl Session {
         );
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
-        let expiry = tokio::time::sleep_until(self.expiry_instant());
+        let expiry = tokio::time::sleep_until(client::expiry_instant(&self.caller));
         tokio::pin!(expiry);
 
         loop {
-            let more =
-                match poll_fn(|cx| Poll::Ready(self.write_ready(cx, socket, &mut events))).await {
-                    Ok(more) => more,
-                    Err(ending) => return ending,
-                };
-            if self.flushing && (!self.pending.is_empty() || self.catching_up.is_some()) {
-                self.stalled_since.get_or_insert_with(Instant::now);
-            }
-            let stall_deadline = self
-                .stalled_since
-                .map(|since| since + config.ws_send_timeout);
+            let written = poll_fn(|cx| {
+                Poll::Ready(pump.write_ready(cx, socket, || self.next_frame(&mut events)))
+            });
+            let more = match written.await {
+                Ok(more) => more,
+                Err(ending) => return ending,
+            };
+            let waiting = !self.pending.is_empty() || self.cursor.is_catching_up();
+            let stall_deadline = pump.stall_deadline(waiting, config.ws_send_timeout);
             let may_read = self.pending.len() < MAX_PENDING_FRAMES;
             // The bus's ring is the queue: take an event only when there is room for it.
-            let may_take = !more && self.pending.is_empty() && self.catching_up.is_none();
+            let may_take = !more && self.pending.is_empty() && !self.cursor.is_catching_up();
             let step = tokio::select! {
                 biased;
                 () = poll_fn(|cx| cancel_flag.poll(cx, |cx| cancelled.as_mut().poll(cx))) => {
@@ -353,13 +247,13 @@ impl Session {
                 () = &mut expiry => Err(Ending::close(CLOSE_UNAUTHENTICATED, "token expired")),
                 () = tokio::time::sleep_until(stall_deadline.unwrap_or_else(Instant::now)),
                     if stall_deadline.is_some() => Err(Ending::slow_consumer()),
-                io = poll_fn(|cx| self.poll_socket(cx, socket, may_read)) => match io {
+                io = poll_fn(|cx| pump.poll_socket(cx, socket, may_read)) => match io {
                     SocketIo::Flushed => Ok(()),
                     SocketIo::Gone => Err(Ending::silent()),
                     SocketIo::Read(frame) => {
                         last_heard = Instant::now();
                         match frame {
-                            Some(Ok(message)) => self.on_message(message, &mut expiry),
+                            Some(Ok(message)) => self.on_message(&message, &mut expiry),
                             Some(Err(error)) => Err(on_read_error(&error)),
                             None => Err(Ending::silent()),
                         }
@@ -369,7 +263,7 @@ impl Session {
                     Ok(event) => self.on_event(&event).map(|frame| self.pending.extend(frame)),
                     // Lag is not an error: catch up from the store (DESIGN "ws").
                     Err(RecvError::Lagged(_)) => {
-                        self.lagged();
+                        self.cursor.lagged(self.state.bus.published_id());
                         Ok(())
                     }
                     Err(RecvError::Closed) => Err(Ending::close(CLOSE_GOING_AWAY, "server shutting down")),
@@ -406,49 +300,6 @@ impl Session {
         }
     }
 
-    /// Writes every frame that is ready, up to one batch, then flushes once. Returns whether
-    /// the batch filled up (more may be ready).
-    fn write_ready(
-        &mut self,
-        cx: &mut Context<'_>,
-        socket: &mut WebSocket,
-        events: &mut Receiver<Arc<Published>>,
-    ) -> Result<bool, Ending> {
-        let mut fed = 0u64;
-        let mut more = false;
-        while !self.flushing {
-            if fed == self.batch {
-                more = true;
-                break;
-            }
-            // Ready unless an earlier write would have blocked; then it retries that write.
-            match socket.poll_ready_unpin(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => return Err(Ending::silent()),
-                Poll::Pending => {
-                    self.flushing = true;
-                    break;
-                }
-            }
-            let Some(frame) = self.next_frame(events)? else {
-                break;
-            };
-            socket
-                .start_send_unpin(frame)
-                .map_err(|e| on_write_error(&e))?;
-            fed += 1;
-        }
-        self.unflushed += fed;
-        if self.unflushed > 0 && !self.flushing {
-            match socket.poll_flush_unpin(cx) {
-                Poll::Ready(Ok(())) => self.flushed(),
-                Poll::Ready(Err(_)) => return Err(Ending::silent()),
-                Poll::Pending => self.flushing = true,
-            }
-        }
-        Ok(more)
-    }
-
     /// The next frame to write, in order: pending frames, the replay, then the bus.
     fn next_frame(
         &mut self,
@@ -458,15 +309,16 @@ impl Session {
             if let Some(frame) = self.pending.pop_front() {
                 return Ok(Some(frame));
             }
-            if let Some(event) = self.backlog.next() {
-                return Ok(Some(Message::text(event.frame)));
-            }
-            if let Some(up_to) = self.catching_up {
-                self.refill(up_to)?;
-                continue;
+            match self.cursor.next_replay() {
+                Replay::Send(event) => return Ok(Some(Message::text(event.frame))),
+                Replay::Read(read) => {
+                    self.refill(read)?;
+                    continue;
+                }
+                Replay::Live => {}
             }
             // Finding the ring empty takes its lock; the published id says so for free.
-            if self.cursor >= self.state.bus.published_id() {
+            if self.cursor.position() >= self.state.bus.published_id() {
                 return Ok(None);
             }
             match events.try_recv() {
@@ -476,7 +328,9 @@ impl Session {
                     }
                 }
                 Err(TryRecvError::Empty) => return Ok(None),
-                Err(TryRecvError::Lagged(_)) => self.lagged(),
+                Err(TryRecvError::Lagged(_)) => {
+                    self.cursor.lagged(self.state.bus.published_id());
+                }
                 Err(TryRecvError::Closed) => {
                     return Err(Ending::close(CLOSE_GOING_AWAY, "server shutting down"))
                 }
@@ -484,134 +338,37 @@ impl Session {
         }
     }
 
-    /// Drives a pending flush, and reads the client while there is room for a reply.
-    fn poll_socket(
-        &mut self,
-        cx: &mut Context<'_>,
-        socket: &mut WebSocket,
-        may_read: bool,
-    ) -> Poll<SocketIo> {
-        if self.flushing {
-            match socket.poll_flush_unpin(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.flushed();
-                    return Poll::Ready(SocketIo::Flushed);
-                }
-                Poll::Ready(Err(_)) => return Poll::Ready(SocketIo::Gone),
-                Poll::Pending => {}
-            }
+    /// Reads the next chunk of the replay from the store, as the cursor asked.
+    fn refill(&mut self, read: Read) -> Result<(), Ending> {
+        let chunk = self
+            .state
+            .store
+            .replay_after(&self.visibility, read.after, read.up_to, read.limit)
+            .map_err(|error| {
+                tracing::error!(%error, "replay failed");
+                Ending::close(CLOSE_GOING_AWAY, "server error")
+            })?;
+        if let Some(resync) = self.cursor.refilled(read, chunk) {
+            self.resync(resync);
         }
-        if may_read {
-            if let Poll::Ready(frame) = self.readable.poll(cx, |cx| socket.poll_next_unpin(cx)) {
-                return Poll::Ready(SocketIo::Read(frame));
-            }
-        }
-        Poll::Pending
-    }
-
-    /// Everything handed to tungstenite is with the kernel: the peer is taking frames.
-    fn flushed(&mut self) {
-        self.flushing = false;
-        self.stalled_since = None;
-        self.state
-            .metrics
-            .ws_messages_sent_total
-            .fetch_add(self.unflushed, Ordering::Relaxed);
-        self.unflushed = 0;
-    }
-
-    /// When the caller's token expires, on the runtime's clock.
-    fn expiry_instant(&self) -> Instant {
-        // In microseconds: whole seconds would keep an expired token's socket open for up to
-        // a second (a token is expired once `exp` <= now, API.md).
-        let left = self
-            .caller
-            .expires_at
-            .saturating_mul(1_000_000)
-            .saturating_sub(Timestamp::now().as_micros());
-        let left = Duration::from_micros(u64::try_from(left).unwrap_or(0));
-        // `app token --ttl` can mint a token that outlives any clock.
-        Instant::now()
-            .checked_add(left)
-            .unwrap_or_else(|| Instant::now() + FAR_FUTURE)
-    }
-
-    /// Handles `last_event_id`/`epoch`: replay what was missed, or tell the client to resync.
-    fn resume(&mut self, requested: Option<String>, epoch: Option<String>, newest: u64) {
-        let Some(requested) = requested else {
-            return;
-        };
-        let same_epoch = epoch
-            .as_deref()
-            .is_none_or(|e| e == self.state.store.epoch());
-        match requested.trim().parse::<u64>() {
-            Ok(after) if same_epoch && after <= newest => {
-                self.cursor = after;
-                self.catching_up = Some(newest);
-            }
-            // An unknown position (another epoch, a future id, garbage): never a partial replay.
-            _ => self.resync(newest),
-        }
-    }
-
-    /// The broadcast receiver lagged: catch up from the store.
-    fn lagged(&mut self) {
-        self.catching_up = Some(self.state.bus.published_id());
-    }
-
-    /// Loads the next chunk of visible events in `(cursor, up_to]` from the store, ends the
-    /// catch-up when there is none, or sends `resync_required` when part of the range is no
-    /// longer retained.
-    fn refill(&mut self, up_to: u64) -> Result<(), Ending> {
-        if self.cursor < up_to {
-            let chunk = self
-                .state
-                .store
-                .replay_after(&self.visibility, self.cursor, up_to, REPLAY_CHUNK)
-                .map_err(|error| {
-                    tracing::error!(%error, "replay failed");
-                    Ending::close(CLOSE_GOING_AWAY, "server error")
-                })?;
-            match chunk {
-                Some(chunk) => {
-                    if let Some(last) = chunk.last().map(|event| event.id) {
-                        self.cursor = last;
-                        self.backlog = chunk.into_iter();
-                        return Ok(());
-                    }
-                }
-                // Pruned before (or while) we read: what went out so far is a gap-free
-                // prefix, and the client refetches the rest over REST (invariant 2).
-                None => self.resync(up_to),
-            }
-        }
-        self.cursor = self.cursor.max(up_to);
-        self.catching_up = None;
-        // Give the chunk's memory back; an idle socket keeps none.
-        self.backlog = Vec::new().into_iter();
         Ok(())
     }
 
-    fn resync(&mut self, newest: u64) {
-        self.cursor = newest;
-        self.pending.push_back(protocol::control_frame(
-            "resync_required",
-            json!({"epoch": self.state.store.epoch(), "last_event_id": newest}),
-        ));
+    fn resync(&mut self, resync: Resync) {
+        self.pending
+            .push_back(protocol::resync_required(&protocol::Resync {
+                epoch: self.state.store.epoch(),
+                last_event_id: resync.last_event_id,
+            }));
     }
 
     /// A live event from the bus: its shared frame, if this channel sends it.
     fn on_event(&mut self, event: &Published) -> Result<Option<Message>, Ending> {
-        if event.id <= self.cursor {
-            return Ok(None); // already replayed
+        match self.cursor.offer(event.id) {
+            Offer::Next => {}
+            // Already replayed, or coming from the store with the ids missing before it.
+            Offer::Duplicate | Offer::Refill => return Ok(None),
         }
-        if event.id > self.cursor + 1 {
-            // Cannot happen while subscribed, but a gap must never reach the client: take
-            // the missing ids and this one from the store (it is durable once published).
-            self.catching_up = Some(event.id);
-            return Ok(None);
-        }
-        self.cursor = event.id;
         let visible = self.business.is_none_or(|id| id == event.business_id);
         if !visible {
             return Ok(None);
@@ -634,74 +391,20 @@ impl Session {
     }
 
     /// A client frame: queues the reply, if any.
-    fn on_message(&mut self, message: Message, expiry: &mut Pin<&mut Sleep>) -> Result<(), Ending> {
-        if message.is_close() {
-            return Err(Ending::silent());
-        }
-        if message.is_binary() {
-            return Err(Ending::close(
-                CLOSE_UNSUPPORTED_DATA,
-                "binary frames are not supported",
-            ));
-        }
-        let Ok(text) = message.to_str() else {
-            return Ok(()); // ping/pong frames: tungstenite answers pings itself
-        };
-        let reply = match protocol::parse_client_message(text) {
-            Ok(ClientMessage::Ping) => protocol::pong(),
-            Ok(ClientMessage::Auth { token }) => match self.state.authenticate_token(&token) {
-                Ok(fresh) if fresh.user.id == self.caller.user.id => {
-                    self.caller = fresh;
-                    expiry.as_mut().reset(self.expiry_instant());
-                    let expires_at =
-                        Timestamp::from_micros(self.caller.expires_at.saturating_mul(1_000_000));
-                    protocol::control_frame("auth_ok", json!({"expires_at": expires_at}))
-                }
-                _ => protocol::error_frame(
-                    "bad_token",
-                    "the token is invalid, expired or another user's; the connection is unchanged",
-                ),
-            },
-            Err(ClientMessageError::Bad(reason)) => protocol::error_frame("bad_message", &reason),
-            Err(ClientMessageError::UnknownType(reason)) => {
-                protocol::error_frame("unknown_type", &reason)
+    fn on_message(
+        &mut self,
+        message: &Message,
+        expiry: &mut Pin<&mut Sleep>,
+    ) -> Result<(), Ending> {
+        match client::on_message(&self.state, &self.caller, message)? {
+            Action::None => {}
+            Action::Reply(reply) => self.pending.push_back(reply),
+            Action::Renewed { caller, reply } => {
+                self.caller = caller;
+                expiry.as_mut().reset(client::expiry_instant(&self.caller));
+                self.pending.push_back(reply);
             }
-        };
-        self.pending.push_back(reply);
+        }
         Ok(())
-    }
-}
-
-/// A write error: a full write buffer means a peer that does not read (cannot happen while
-/// we stop feeding at a blocked write, but memory stays bounded either way); anything else
-/// means the peer is gone.
-fn on_write_error(error: &warp::Error) -> Ending {
-    let source = std::error::Error::source(error);
-    let full = source
-        .and_then(|source| source.downcast_ref::<tokio_tungstenite::tungstenite::Error>())
-        .is_some_and(|inner| {
-            matches!(
-                inner,
-                tokio_tungstenite::tungstenite::Error::WriteBufferFull(_)
-            )
-        });
-    if full {
-        Ending::slow_consumer()
-    } else {
-        Ending::silent()
-    }
-}
-
-/// A read error: an oversized message is answered with 1009; anything else means the peer
-/// is gone.
-fn on_read_error(error: &warp::Error) -> Ending {
-    let source = std::error::Error::source(error);
-    let too_big = source
-        .and_then(|source| source.downcast_ref::<tokio_tungstenite::tungstenite::Error>())
-        .is_some_and(|inner| matches!(inner, tokio_tungstenite::tungstenite::Error::Capacity(_)));
-    if too_big {
-        Ending::close(CLOSE_TOO_BIG, "message too big (64 KiB at most)")
-    } else {
-        Ending::silent()
     }
 }
