@@ -5,9 +5,8 @@
 
 use super::ending::Ending;
 use super::protocol::{self, ClientMessage, ClientMessageError, ErrorCode, CLOSE_UNSUPPORTED_DATA};
-use crate::api::filters::Caller;
-use crate::api::AppState;
 use crate::domain::Timestamp;
+use crate::state::{AppState, Caller};
 use std::time::Duration;
 use tokio::time::Instant;
 use warp::ws::Message;

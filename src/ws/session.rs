@@ -25,7 +25,7 @@ use super::pump::{Pump, SocketIo};
 use super::wake::WakeFlag;
 use super::ChannelRequest;
 use crate::bus::{Published, UserNotice};
-use crate::domain::{EventKind, Role};
+use crate::domain::EventKind;
 use crate::metrics::Metrics;
 use crate::state::{AppState, Caller};
 use crate::store::Visibility;
@@ -137,7 +137,7 @@ fn authorize(
     caller: &Caller,
     request: &ChannelRequest,
 ) -> Result<(String, Option<Uuid>), (u16, &'static str)> {
-    let admin = caller.user.role == Role::SuperAdmin;
+    let admin = caller.is_admin();
     match request {
         ChannelRequest::Dashboard if admin => Ok(("dashboard".into(), None)),
         ChannelRequest::Dashboard => Err((CLOSE_FORBIDDEN, "the dashboard is for super admins")),
@@ -373,7 +373,7 @@ impl Session {
         if !visible {
             return Ok(None);
         }
-        if event.kind == EventKind::BusinessUpdated && self.caller.user.role != Role::SuperAdmin {
+        if event.kind == EventKind::BusinessUpdated && !self.caller.is_admin() {
             self.check_still_owner()?;
         }
         Ok(Some(event.frame.clone()))
