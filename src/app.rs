@@ -10,6 +10,7 @@ use crate::domain::{validate, NewUser, Role};
 use crate::mail::drainer::{self, Drainer};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
+use crate::store::record::{self, Admission};
 use crate::store::{MailStamp, Mutation, Store};
 use crate::writer::Writer;
 use anyhow::Context;
@@ -36,6 +37,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .await?
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?
     };
+    // Before anything is served: a store behind its outside record is refused (exit 2), or
+    // starts on a new epoch with --accept-data-loss.
+    let store = {
+        let (data, accept) = (config.data_dir.clone(), config.accept_data_loss);
+        let (store, admission) =
+            tokio::task::spawn_blocking(move || record::admit(store, &data, accept)).await??;
+        if let Admission::NewEpoch { problems } = admission {
+            tracing::warn!(
+                epoch = store.epoch(),
+                next_event_id = store.next_event_id()?,
+                lost = %problems.join("; "),
+                "the store was behind its outside record; started a new epoch (--accept-data-loss)"
+            );
+        }
+        store
+    };
     let stamp = MailStamp {
         epoch: store.epoch().to_string(),
         domain: config.mail_domain(),
@@ -56,6 +73,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         &config,
     );
     tracker.spawn(drainer::run(drainer, bus.clone(), shutdown.clone()));
+    tracker.spawn(record::keep(
+        store.clone(),
+        config.data_dir.clone(),
+        shutdown.clone(),
+    ));
 
     let first_run_password = bootstrap_admin(&store, &writer, &config).await?;
 
@@ -109,6 +131,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::error!("the writer thread failed while stopping");
     }
     publisher.abort();
+    // After the writer's last flush: the record names exactly what the store holds.
+    let (final_store, data) = (store.clone(), config.data_dir.clone());
+    match tokio::task::spawn_blocking(move || record::write_final(&final_store, &data)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "could not write the outside record"),
+        Err(error) => tracing::error!(%error, "the outside record task failed"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

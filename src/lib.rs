@@ -9,11 +9,13 @@
 //! [`mail`] drainer subscribe to it (the drainer as a doorbell: it sends the outbox rows the
 //! writer stored with their cause). [`web`] is the dashboard compiled into the binary; [`app`]
 //! wires everything and owns the shutdown sequence; [`cli`] and [`config`] turn flags and
-//! environment into settings; [`watch`] and [`bench`] are clients of the running server.
+//! environment into settings; [`watch`] and [`bench`] are clients of the running server;
+//! [`backup`] holds `app backup`, `app restore` and `app check`.
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod bench;
 pub mod bus;
 pub mod cli;

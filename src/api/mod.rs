@@ -55,6 +55,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(health::routes(state.clone()))
         .unify()
+        .or(crate::backup::http::routes(state.clone()))
+        .unify()
         .boxed();
     let metrics = state.metrics.clone();
     api.or(crate::ws::routes(state.clone()))

@@ -6,10 +6,11 @@
 //! bincode appears).
 
 pub mod codec;
-mod keys;
+pub(crate) mod keys;
 pub mod mutations;
 mod outbox;
 mod reads;
+pub mod record;
 mod user_cache;
 
 pub use mutations::MailStamp;
