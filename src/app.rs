@@ -30,19 +30,21 @@ const SESSIONS_GRACE: Duration = Duration::from_secs(5);
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let mailer = Mailer::from_config(&config)?;
+    // Before anything is served: a store sled cannot read, or one behind its outside record,
+    // is refused (exit 2), or starts on a new epoch with --accept-data-loss.
     let store = {
-        let (path, cache, retention) =
-            (config.db_path(), config.cache_bytes, config.event_retention);
-        tokio::task::spawn_blocking(move || Store::open(&path, cache, retention))
-            .await?
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?
-    };
-    // Before anything is served: a store behind its outside record is refused (exit 2), or
-    // starts on a new epoch with --accept-data-loss.
-    let store = {
-        let (data, accept) = (config.data_dir.clone(), config.accept_data_loss);
-        let (store, admission) =
-            tokio::task::spawn_blocking(move || record::admit(store, &data, accept)).await??;
+        let (data, cache, retention, accept) = (
+            config.data_dir.clone(),
+            config.cache_bytes,
+            config.event_retention,
+            config.accept_data_loss,
+        );
+        let (store, admission) = tokio::task::spawn_blocking(move || {
+            let store = record::open_for_serve(&data, cache, retention, accept)
+                .with_context(|| format!("opening the store in {}", data.display()))?;
+            record::admit(store, &data, accept)
+        })
+        .await??;
         if let Admission::NewEpoch { problems } = admission {
             tracing::warn!(
                 epoch = store.epoch(),

@@ -224,13 +224,11 @@ pub fn read<R: BufRead, E: From<FormatError>>(
             return Ok(header);
         }
         hasher.update(&line);
-        let record: Record = serde_json::from_slice(&line).map_err(|source| {
-            // A damaged line is damage first: say so when the hash would not match either.
-            FormatError::Malformed {
+        let record: Record =
+            serde_json::from_slice(&line).map_err(|source| FormatError::Malformed {
                 line: number,
                 source,
-            }
-        })?;
+            })?;
         records += 1;
         visit(record)?;
     }

@@ -227,6 +227,49 @@ impl Store {
 /// `meta` key of [`Store::epoch_first_event_id`].
 const EPOCH_FIRST_EVENT_ID: &[u8] = b"epoch_first_event_id";
 
+/// Opens the store of `data` for `app serve`. sled 0.34 refuses a log that no longer
+/// matches its snapshot file (a truncated `db`) with a corruption error: that is a damaged
+/// store too, refused like one ([`StartRefused`]). With `accept_data_loss` the snapshot files
+/// are moved aside (into `<data>/damaged-<time>/`), and sled rebuilds what the log still
+/// holds by scanning it; [`admit`] then compares that with the record.
+///
+/// # Errors
+/// [`StartRefused`], or the store cannot be opened for another reason (locked, I/O).
+pub fn open_for_serve(
+    data: &Path,
+    cache_bytes: u64,
+    retention: u64,
+    accept_data_loss: bool,
+) -> anyhow::Result<Store> {
+    let path = crate::config::db_path(data);
+    match Store::open(&path, cache_bytes, retention) {
+        Err(StoreError::Unavailable(error @ sled::Error::Corruption { .. })) => {
+            if !accept_data_loss {
+                return Err(StartRefused {
+                    data: data.to_path_buf(),
+                    problems: vec![format!("sled cannot read it: {error}")],
+                }
+                .into());
+            }
+            let aside = data.join(format!("damaged-{}", Timestamp::now().as_micros()));
+            std::fs::create_dir_all(&aside)?;
+            for entry in std::fs::read_dir(&path)? {
+                let entry = entry?;
+                if entry.file_name().to_string_lossy().starts_with("snap.") {
+                    std::fs::rename(entry.path(), aside.join(entry.file_name()))?;
+                }
+            }
+            tracing::warn!(
+                %error,
+                aside = %aside.display(),
+                "the store's snapshot does not match its log; moved it aside to recover the log"
+            );
+            Ok(Store::open(&path, cache_bytes, retention)?)
+        }
+        other => Ok(other?),
+    }
+}
+
 /// Compares `store` with the record of `data` before anything is served: a store behind the
 /// record is refused unless `accept_data_loss`, which starts a new epoch above the record.
 /// Writes the record afterwards (a folder without one gets one).
