@@ -16,6 +16,7 @@ use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
+use crate::store::record::{self, Admission};
 use crate::store::{MailStamp, Store};
 use crate::writer::Writer;
 use anyhow::Context;
@@ -75,12 +76,30 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let mailer = Mailer::from_config(&config)?;
+        // Before anything is served: a store sled cannot read, or one behind its outside
+        // record, is refused (exit 2), or starts on a new epoch with --accept-data-loss.
         let store = {
-            let (path, cache, retention) =
-                (config.db_path(), config.cache_bytes, config.event_retention);
-            tokio::task::spawn_blocking(move || Store::open(&path, cache, retention))
-                .await?
-                .with_context(|| format!("opening the store in {}", config.data_dir.display()))?
+            let (data, cache, retention, accept) = (
+                config.data_dir.clone(),
+                config.cache_bytes,
+                config.event_retention,
+                config.accept_data_loss,
+            );
+            let (store, admission) = tokio::task::spawn_blocking(move || {
+                let store = record::open_for_serve(&data, cache, retention, accept)
+                    .with_context(|| format!("opening the store in {}", data.display()))?;
+                record::admit(store, &data, accept)
+            })
+            .await??;
+            if let Admission::NewEpoch { problems } = admission {
+                tracing::warn!(
+                    epoch = store.epoch(),
+                    next_event_id = store.next_event_id()?,
+                    lost = %problems.join("; "),
+                    "the store was behind its outside record; started a new epoch (--accept-data-loss)"
+                );
+            }
+            store
         };
         let stamp = MailStamp {
             epoch: store.epoch().to_string(),
@@ -101,6 +120,11 @@ impl Application {
             &config,
         );
         tracker.spawn(drainer::run(drainer, bus.clone(), shutdown.clone()));
+        tracker.spawn(record::keep(
+            store.clone(),
+            config.data_dir.clone(),
+            shutdown.clone(),
+        ));
 
         let first_run_password = bootstrap_admin(&store, &writer, &config).await?;
 
@@ -182,6 +206,7 @@ impl Application {
         {
             tracing::warn!("background tasks did not stop in time");
         }
+        let (final_store, data) = (state.store.clone(), state.config.data_dir.clone());
         drop(state);
         writer.stop().await;
         let joined = tokio::task::spawn_blocking(move || writer_thread.join()).await;
@@ -189,6 +214,12 @@ impl Application {
             tracing::error!("the writer thread failed while stopping");
         }
         publisher.abort();
+        // After the writer's last flush: the record names exactly what the store holds.
+        match tokio::task::spawn_blocking(move || record::write_final(&final_store, &data)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "could not write the outside record"),
+            Err(error) => tracing::error!(%error, "the outside record task failed"),
+        }
         tracing::info!("stopped");
         Ok(())
     }

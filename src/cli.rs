@@ -30,6 +30,56 @@ pub enum Command {
     Watch(WatchArgs),
     /// Load-test a running server through its HTTP and WebSocket interfaces.
     Bench(crate::bench::BenchArgs),
+    /// Write everything (users, businesses, reservations, events, outbox, secrets) to one
+    /// file, as of one event id; works while the server runs and while it is stopped.
+    Backup(BackupArgs),
+    /// Fill an empty or new data folder from a backup file (a new epoch: clients resync).
+    Restore(RestoreArgs),
+    /// Read and verify every record of a data folder (or of a backup file) and report what
+    /// is wrong; exits non-zero when anything is.
+    Check(CheckArgs),
+}
+
+/// `app backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup file to write (replaced only once the new one is complete and verified).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Where the server listens, asked for the backup when it holds the data folder.
+    #[arg(long, env = "APP_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: String,
+    /// The JWT secret, when the server runs with APP_JWT_SECRET (else <data>/secret.key).
+    #[arg(long, env = "APP_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+/// `app restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file to restore (verified completely before anything is written).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub data: TargetArgs,
+}
+
+/// The folder a restore fills: never a default, so a restore never lands somewhere by
+/// accident.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// Data folder to create, or an empty one; a non-empty folder is refused.
+    #[arg(long = "data", env = "APP_DATA_DIR")]
+    pub data: PathBuf,
+}
+
+/// `app check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A backup file to verify instead of the data folder.
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// Where the data lives; shared by every subcommand that opens the store.
@@ -74,6 +124,11 @@ pub struct ServeArgs {
     /// Public bookings allowed per client address per minute.
     #[arg(long, env = "APP_BOOKING_RATE_PER_MINUTE", default_value_t = 120)]
     pub booking_rate_per_minute: u32,
+    /// Start even when the store holds less than its outside record (a damaged or replaced
+    /// store): on a new epoch, with every id above those handed out before. What is missing
+    /// stays lost; prefer `app restore` from a backup.
+    #[arg(long)]
+    pub accept_data_loss: bool,
     /// Database page cache, in MiB.
     #[arg(long, env = "APP_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,

@@ -66,6 +66,8 @@ pub struct Config {
     pub mail_retry_base: Duration,
     pub mail_max_attempts: u32,
     pub mail_poll_interval: Duration,
+    /// Start on a new epoch even when the store is behind its outside record.
+    pub accept_data_loss: bool,
 }
 
 impl Config {
@@ -133,6 +135,7 @@ impl Config {
             mail_retry_base: Duration::from_millis(args.mail_retry_base_ms.max(1)),
             mail_max_attempts: args.mail_max_attempts,
             mail_poll_interval: Duration::from_millis(args.mail_poll_interval_ms),
+            accept_data_loss: args.accept_data_loss,
         })
     }
 

@@ -13,11 +13,13 @@
 //! stored with their cause). [`app`] builds every handle, runs the server and owns the
 //! shutdown sequence; [`cli`] and [`config`] turn flags and environment into settings;
 //! [`commands`] are the offline subcommands; [`watch`] and [`bench`] are clients of the
-//! running server.
+//! running server;
+//! [`backup`] holds `app backup`, `app restore` and `app check`.
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod bench;
 pub mod bus;
 pub mod cli;

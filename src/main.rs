@@ -14,6 +14,13 @@ fn main() -> ExitCode {
             use std::io::Write;
             // Not `eprintln!`: it panics when stderr is closed, and the exit code must stay 1.
             let _ = writeln!(std::io::stderr(), "error: {error:#}");
+            // A store behind its outside record: 2, so a supervisor can tell it from a crash.
+            if error
+                .downcast_ref::<app::store::record::StartRefused>()
+                .is_some()
+            {
+                return ExitCode::from(2);
+            }
             ExitCode::FAILURE
         }
     }
@@ -32,6 +39,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox(OutboxCommand::Retry(args)) => app::mail::cli::retry(&args),
         Command::Watch(args) => runtime()?.block_on(app::watch::run(args)),
         Command::Bench(args) => runtime()?.block_on(app::bench::run(args)),
+        Command::Backup(args) => app::backup::backup(&args),
+        Command::Restore(args) => app::backup::restore(&args),
+        Command::Check(args) => app::backup::check(&args),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The one router of the server: the REST routes ([`crate::api`]), the WebSocket routes
-//! ([`crate::ws`]) and the dashboard ([`crate::web`]) side by side, then one rejection
+//! The one router of the server: the REST routes ([`crate::api`]), the online backup
+//! ([`crate::backup::http`]), the WebSocket routes ([`crate::ws`]) and the dashboard ([`crate::web`]) side by side, then one rejection
 //! handler that renders whatever no route answered in API.md's JSON error shape, the request
 //! counter and the access log.
 
@@ -14,6 +14,8 @@ use warp::{Filter, Reply};
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let metrics = state.metrics.clone();
     api::routes(state.clone())
+        .or(crate::backup::http::routes(state.clone()))
+        .unify()
         .or(crate::ws::routes(state))
         .unify()
         .or(crate::web::routes())

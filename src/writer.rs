@@ -27,7 +27,13 @@ enum Request {
     },
     /// Finish what is queued before this, flush, and stop.
     Stop,
+    /// Run a job alone between two batches (after the batch before it is durable, before any
+    /// later mutation): a consistent view of the whole store, such as a backup's.
+    Exclusive(Job),
 }
+
+/// A job for [`Request::Exclusive`].
+type Job = Box<dyn FnOnce(&Store) + Send>;
 
 /// A cheap-to-clone handle for submitting mutations.
 #[derive(Clone)]
@@ -235,6 +241,27 @@ impl Writer {
         let _ = self.queue.send(Request::Stop).await;
     }
 
+    /// Runs `job` on the writer thread between two batches, when everything acknowledged
+    /// so far is durable and nothing else writes through the writer, and returns its result.
+    /// Writers wait meanwhile, so keep it short.
+    ///
+    /// # Errors
+    /// `Closed` when the writer has stopped.
+    pub async fn exclusive<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Box::new(move |store: &Store| {
+            let _ = reply.send(job(store));
+        });
+        self.queue
+            .send(Request::Exclusive(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
     /// The newest durable event id.
     pub fn durable_event_id(&self) -> u64 {
         self.durable.load(Ordering::Acquire)
@@ -261,6 +288,7 @@ fn run(
     let mut mutations = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
+    let mut exclusive: Option<Job> = None;
     while !stopping {
         let Some(first) = queue.blocking_recv() else {
             break;
@@ -274,6 +302,10 @@ fn run(
                 }
                 Request::Stop => {
                     stopping = true;
+                    break;
+                }
+                Request::Exclusive(job) => {
+                    exclusive = Some(job);
                     break;
                 }
             }
@@ -291,6 +323,9 @@ fn run(
                 &watermark,
                 || store.flush(),
             );
+        }
+        if let Some(job) = exclusive.take() {
+            job(&store);
         }
     }
     // Refuse whatever arrives from now on: dropping the receiver fails those senders.

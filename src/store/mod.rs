@@ -7,13 +7,15 @@
 //!   a time, normally as one sled transaction (one file per family of mutations);
 //! - `reads`: typed reads and paged listings; `outbox`: the mail queue as the drainer sees
 //!   it; `user_cache`: users as authentication reads them;
-//! - `keys`: key layouts; [`codec`]: record encoding (the only place bincode appears).
+//! - `keys`: key layouts; [`codec`]: record encoding (the only place bincode appears);
+//! - [`record`]: the outside record (`<data>/state.json`) that tells a damaged store apart.
 
 pub mod codec;
-mod keys;
+pub(crate) mod keys;
 pub mod mutations;
 mod outbox;
 mod reads;
+pub mod record;
 mod trees;
 mod user_cache;
 

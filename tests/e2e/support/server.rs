@@ -31,7 +31,11 @@ impl TestServer {
 
     /// Starts a server with extra `serve` flags and environment variables.
     pub async fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let data = tempfile::tempdir().expect("temp dir");
+        Self::start_on(tempfile::tempdir().expect("temp dir"), args, env).await
+    }
+
+    /// Starts a server on an existing data folder (a restored or damaged one).
+    pub async fn start_on(data: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut server = Self {
             child: None,
             base: String::new(),
@@ -51,6 +55,13 @@ impl TestServer {
     /// The data folder.
     pub fn data_dir(&self) -> &Path {
         self.data.path()
+    }
+
+    /// Stops the server (SIGTERM) and hands over its data folder, e.g. to damage it and
+    /// start another server on it.
+    pub fn into_data(mut self) -> tempfile::TempDir {
+        assert_eq!(self.stop(), Some(0), "the server stopped cleanly");
+        std::mem::replace(&mut self.data, tempfile::tempdir().expect("temp dir"))
     }
 
     /// The binary under test.

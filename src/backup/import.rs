@@ -1,0 +1,132 @@
+//! Backup records → a fresh store: the rows as they were, every index and counter rebuilt
+//! from them, the next ids kept (so no id is reused), and a new epoch (the store was opened
+//! fresh), so every client resyncs by itself.
+
+use super::format::{Header, Record};
+use super::BackupError;
+use crate::store::codec;
+use crate::store::keys::{email_u64_key, u64_key, uuid_u64_key};
+use crate::store::meta_keys;
+use crate::store::mutations::BusinessRecord;
+use crate::store::Store;
+use base64::Engine;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use uuid::Uuid;
+
+/// Rebuilds counters while records arrive.
+#[derive(Default)]
+pub struct Importer {
+    businesses: u64,
+    reservations: u64,
+    per_business: HashMap<Uuid, u64>,
+}
+
+impl Importer {
+    /// Writes one record into `store` (and its secret files into `data`).
+    ///
+    /// # Errors
+    /// The store or the folder cannot be written, or a secret has an unknown name.
+    pub fn apply(&mut self, store: &Store, data: &Path, record: Record) -> Result<(), BackupError> {
+        let t = &store.trees;
+        match record {
+            Record::Secret { name, base64 } => {
+                // Only the names a backup writes: a name is a path, and a crafted file must
+                // not write outside the folder.
+                if !super::export::SECRET_FILES.contains(&name.as_str()) {
+                    return Err(BackupError::Refused(format!(
+                        "the backup names an unknown secret file {name:?}"
+                    )));
+                }
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(base64.as_bytes())
+                    .map_err(|_| {
+                        BackupError::Refused(format!("the secret {name} is not base64"))
+                    })?;
+                write_private(&data.join(&name), &bytes)?;
+            }
+            Record::User { user } => {
+                t.users.insert(user.id.as_bytes(), codec::encode(&user))?;
+                t.user_emails
+                    .insert(user.email.as_bytes(), user.id.as_bytes())?;
+            }
+            Record::Receipt { user_id, up_to } => {
+                t.receipts.insert(user_id.as_bytes(), &u64_key(up_to))?;
+            }
+            Record::Business { seq, business } => {
+                let id = business.id;
+                t.subdomains
+                    .insert(business.subdomain.as_bytes(), id.as_bytes())?;
+                t.business_order.insert(u64_key(seq), id.as_bytes())?;
+                t.owner_index
+                    .insert(email_u64_key(&business.owner_email, seq), id.as_bytes())?;
+                t.businesses.insert(
+                    id.as_bytes(),
+                    codec::encode(&BusinessRecord { seq, business }),
+                )?;
+                self.businesses += 1;
+            }
+            Record::Reservation { seq, reservation } => {
+                let key = uuid_u64_key(reservation.business_id, seq);
+                t.reservation_ids.insert(reservation.id.as_bytes(), &key)?;
+                t.reservations.insert(key, codec::encode(&reservation))?;
+                *self
+                    .per_business
+                    .entry(reservation.business_id)
+                    .or_default() += 1;
+                self.reservations += 1;
+            }
+            Record::Event { event } => {
+                t.business_events
+                    .insert(uuid_u64_key(event.business_id, event.id), &[])?;
+                t.events.insert(u64_key(event.id), codec::encode(&event))?;
+            }
+            Record::Outbox { mail } => {
+                t.outbox.insert(u64_key(mail.id), codec::encode(&mail))?;
+            }
+            Record::OutboxSent { mail } => {
+                // Sent while an online backup read the queue: the sent copy is the truth.
+                t.outbox.remove(u64_key(mail.id))?;
+                t.outbox_sent
+                    .insert(u64_key(mail.id), codec::encode(&mail))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the counters and next ids, and makes everything durable.
+    ///
+    /// # Errors
+    /// The store cannot be written or flushed.
+    pub fn finish(self, store: &Store, header: &Header) -> Result<(), BackupError> {
+        let t = &store.trees;
+        for (business_id, count) in &self.per_business {
+            t.reservation_counts
+                .insert(business_id.as_bytes(), codec::encode(count))?;
+        }
+        let meta = [
+            (meta_keys::NEXT_EVENT_ID, header.next_event_id),
+            (meta_keys::NEXT_OUTBOX_ID, header.next_outbox_id),
+            (meta_keys::BUSINESS_COUNT, self.businesses),
+            (meta_keys::RESERVATION_COUNT, self.reservations),
+        ];
+        for (key, value) in meta {
+            t.meta.insert(key, codec::encode(&value))?;
+        }
+        store.flush()?;
+        Ok(())
+    }
+}
+
+/// Writes a file readable by its owner only (0600), durably.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
