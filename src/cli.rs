@@ -28,8 +28,6 @@ pub enum Command {
     Outbox(OutboxCommand),
     /// Print a channel's events as JSON lines, reconnecting and resuming by itself.
     Watch(WatchArgs),
-    /// Load-test a running server through its HTTP and WebSocket interfaces.
-    Bench(crate::bench::BenchArgs),
 }
 
 /// Where the data lives; shared by every subcommand that opens the store.

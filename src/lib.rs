@@ -9,12 +9,12 @@
 //! [`mail`] drainer subscribe to it (the drainer as a doorbell: it sends the outbox rows the
 //! writer stored with their cause). [`web`] is the dashboard compiled into the binary; [`app`]
 //! wires everything and owns the shutdown sequence; [`cli`] and [`config`] turn flags and
-//! environment into settings; [`watch`] and [`bench`] are clients of the running server.
+//! environment into settings; [`watch`] is a client of the running server. The load generator
+//! is not here: it is the `app-bench` binary of the workspace member in `bench/`.
 
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod commands;
