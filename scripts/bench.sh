@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Runs the benchmark suite against a fresh `app serve` and prints one table (docs/bench.md).
+# Runs the benchmark suite (the `app-bench` binary, bench/) against a fresh `app serve` and
+# prints one table (docs/bench.md).
 #
 #   scripts/bench.sh            the standard suite (release build, ~2.5 minutes)
 #   scripts/bench.sh --smoke    a small run of the same suite for CI (debug build, seconds);
 #                               it fails only if a scenario cannot run, never on timings
 #
 # Options: --release / --debug pick the build (default: release for the suite, debug for the
-# smoke); --no-build uses the binary as it is. APP_BIN=path overrides the binary. Everything
-# runs on loopback, every step is bounded in time, and the server and its data are removed
-# on exit.
+# smoke); --no-build uses the binaries as they are. APP_BIN=path and BENCH_BIN=path override
+# the server and the load generator. Everything runs on loopback, every step is bounded in
+# time, and the server and its data are removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,17 +22,18 @@ for arg in "$@"; do
         --release) profile=release; profile_forced=release ;;
         --debug) profile=debug; profile_forced=debug ;;
         --no-build) build=0 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
     esac
 done
 
 app=${APP_BIN:-target/$profile/app}
-if [[ -z ${APP_BIN:-} && $build == 1 ]]; then
+bench=${BENCH_BIN:-target/$profile/app-bench}
+if [[ $build == 1 && ( -z ${APP_BIN:-} || -z ${BENCH_BIN:-} ) ]]; then
     if [[ $profile == release ]]; then
-        cargo build --release --locked --quiet
+        cargo build --release --locked --quiet -p app -p app-bench
     else
-        cargo build --locked --quiet
+        cargo build --locked --quiet -p app -p app-bench
     fi
 fi
 
@@ -79,7 +81,7 @@ fi
 
 echo "bench.sh: $app serve (pid $pid) at $url" >&2
 status=0
-timeout 1200 "$app" bench --url "$url" --server-pid "$pid" suite "${suite_args[@]}" || status=$?
+timeout 1200 "$bench" --url "$url" --server-pid "$pid" suite "${suite_args[@]}" || status=$?
 if [[ -s $data/serve.err ]]; then
     echo "bench.sh: server warnings (last 20 lines):" >&2
     tail -n 20 "$data/serve.err" >&2

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Every check CI runs (.ci/run calls this): formatting, lints, unit and end-to-end tests,
-# headless-browser tests (installs Chromium when missing), and the benchmark smoke run.
+# Every check CI runs (.ci/run calls this): formatting, lints, unit and end-to-end tests of
+# both workspace members (the server `app` and the load generator `app-bench`, bench/), that
+# vendor/warp is upstream plus vendor/warp.patch, headless-browser tests (installs Chromium
+# when missing), and the benchmark smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
-cargo clippy --all-targets -- -D warnings
-cargo test --locked -- --test-threads 2
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace --locked -- --test-threads 2
+bash scripts/check-vendor.sh
 bash scripts/browser-tests.sh
 bash scripts/bench.sh --smoke

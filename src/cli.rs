@@ -28,8 +28,6 @@ pub enum Command {
     Outbox(OutboxCommand),
     /// Print a channel's events as JSON lines, reconnecting and resuming by itself.
     Watch(WatchArgs),
-    /// Load-test a running server through its HTTP and WebSocket interfaces.
-    Bench(crate::bench::BenchArgs),
     /// Write everything (users, businesses, reservations, events, outbox, secrets) to one
     /// file, as of one event id; works while the server runs and while it is stopped.
     Backup(BackupArgs),

@@ -12,15 +12,14 @@
 //! drainer subscribe to it (the drainer as a doorbell: it sends the outbox rows the writer
 //! stored with their cause). [`app`] builds every handle, runs the server and owns the
 //! shutdown sequence; [`cli`] and [`config`] turn flags and environment into settings;
-//! [`commands`] are the offline subcommands; [`watch`] and [`bench`] are clients of the
-//! running server;
-//! [`backup`] holds `app backup`, `app restore` and `app check`.
+//! [`commands`] are the offline subcommands; [`backup`] holds `app backup`, `app restore`
+//! and `app check`; [`watch`] is a client of the running server. The load generator is not
+//! here: it is the `app-bench` binary of the workspace member in `bench/`.
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod backup;
-pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod commands;

@@ -38,7 +38,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox(OutboxCommand::List(args)) => app::mail::cli::list(&args),
         Command::Outbox(OutboxCommand::Retry(args)) => app::mail::cli::retry(&args),
         Command::Watch(args) => runtime()?.block_on(app::watch::run(args)),
-        Command::Bench(args) => runtime()?.block_on(app::bench::run(args)),
         Command::Backup(args) => app::backup::backup(&args),
         Command::Restore(args) => app::backup::restore(&args),
         Command::Check(args) => app::backup::check(&args),

@@ -687,7 +687,7 @@ async fn a_slow_reader_is_bounded_and_resumes_without_gap() {
     let epoch = hello["payload"]["epoch"].as_str().unwrap().to_string();
     let path = format!("/ws/dashboard/?token={}", token(&admin));
     let mut slow = Ws::connect_with_receive_buffer(&server.ws_base(), &path, 4096).await;
-    let rss_before = server_rss_kib(&server);
+    let rss_before = server.rss_kib();
 
     // Publish the 10 000 events, and on until the server has given up on the slow
     // reader however much the machine's socket buffers hold; failing that, far past it.
@@ -743,7 +743,7 @@ async fn a_slow_reader_is_bounded_and_resumes_without_gap() {
         (1..=written).collect::<Vec<_>>(),
         "the fast reader saw everything in order"
     );
-    let rss_after = server_rss_kib(&server);
+    let rss_after = server.rss_kib();
     assert!(
         rss_after < rss_before + 256 * 1024,
         "server memory stayed bounded: {rss_before} → {rss_after} KiB"
@@ -786,12 +786,6 @@ async fn a_slow_reader_is_bounded_and_resumes_without_gap() {
         (last + 1..=written).collect::<Vec<_>>(),
         "resumed with no gap"
     );
-}
-
-fn server_rss_kib(server: &TestServer) -> u64 {
-    app::bench::procfs::sample(&server.pid().to_string())
-        .expect("the server's /proc entry")
-        .rss_kib
 }
 
 #[tokio::test]

@@ -74,6 +74,19 @@ impl TestServer {
         self.child.as_ref().expect("running").id()
     }
 
+    /// The server's resident memory in KiB, `VmRSS` of `/proc/PID/status` (Linux only, as
+    /// the memory tests are).
+    pub fn rss_kib(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {path}:\n{status}"))
+    }
+
     async fn spawn(&mut self) {
         let mut command = Command::new(Self::binary());
         command

@@ -123,17 +123,6 @@ impl Ws {
         self
     }
 
-    /// How many bytes of outgoing frames are buffered before they are written to the
-    /// socket (tungstenite's default is 128 KiB; a flush always writes everything).
-    ///
-    /// Added by the `app` project (vendor/README.md); not in warp 0.4.3.
-    pub fn write_buffer_size(mut self, size: usize) -> Self {
-        self.config
-            .get_or_insert_with(WebSocketConfig::default)
-            .write_buffer_size = size;
-        self
-    }
-
     /// Set the maximum message size (defaults to 64 megabytes)
     pub fn max_message_size(mut self, max: usize) -> Self {
         self.config

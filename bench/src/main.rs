@@ -1,25 +1,28 @@
-//! `app bench`: a load generator that drives a running `app serve` only through its real
-//! interfaces (HTTP and WebSocket on loopback), like `redis-benchmark` beside Redis.
+//! `app-bench`: a load generator that drives a running `app serve` only through its real
+//! interfaces (HTTP and WebSocket on loopback), like `redis-benchmark` beside Redis. It is its
+//! own crate in the workspace so the server library neither exports it nor links its
+//! dependencies (`hdrhistogram`).
 //!
 //! Layout: [`ws`] and [`http`] are lean protocol clients; [`sockets`] holds fleets of
 //! dashboard sockets; [`load`] creates events over HTTP; [`procfs`] reads the server's CPU and
 //! memory; [`scenarios`] are the measurements; [`report`] prints them as one table. The
-//! standard suite (`app bench suite`) is what `scripts/bench.sh` runs and `docs/bench.md`
+//! standard suite (`app-bench suite`) is what `scripts/bench.sh` runs and `docs/bench.md`
 //! shows; `--smoke` is the same suite at a size CI can afford, with no target judged.
 
 mod http;
 mod load;
-// Public for the e2e tests, which check the server's memory with it.
-pub mod procfs;
+mod procfs;
 mod report;
 mod scenarios;
 mod sockets;
 mod ws;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use clap::Parser;
 
 use report::Table;
 use scenarios::Ctx;
@@ -27,8 +30,9 @@ use scenarios::Ctx;
 /// Pause between two scenarios, so closed sockets are gone before the next one measures.
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// Benchmark a running server through its HTTP and WebSocket interfaces.
-#[derive(clap::Args, Debug)]
+/// Load-test a running `app serve` through its HTTP and WebSocket interfaces.
+#[derive(clap::Parser, Debug)]
+#[command(name = "app-bench", version, about, long_about = None)]
 pub struct BenchArgs {
     /// Base URL of the running `app serve`.
     #[arg(long, env = "APP_BENCH_URL", default_value = "http://127.0.0.1:8000")]
@@ -160,7 +164,25 @@ impl SuiteSpec {
     }
 }
 
-/// Runs `app bench`.
+fn main() -> ExitCode {
+    let args = BenchArgs::parse();
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            use std::io::Write;
+            // Not `eprintln!`: it panics when stderr is closed, and the exit code must stay 1.
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the scenario or suite `args` name and prints its table.
 ///
 /// # Errors
 /// The server cannot be reached or logged into, or a scenario could not run at all (no socket
@@ -190,7 +212,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             suite(&ctx, &spec).await
         }
         BenchCommand::Connect { sockets, hold_secs } => {
-            let mut table = Table::new(format!("app bench connect --sockets {sockets}"));
+            let mut table = Table::new(format!("app-bench connect --sockets {sockets}"));
             let outcome =
                 scenarios::connect(&ctx, sockets, Duration::from_secs_f64(hold_secs)).await?;
             outcome.write(&mut table, false);
@@ -205,7 +227,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 bail!("--rate must be a positive number");
             }
             let mut table = Table::new(format!(
-                "app bench fanout --sockets {sockets} --rate {rate} --events {events}"
+                "app-bench fanout --sockets {sockets} --rate {rate} --events {events}"
             ));
             let outcome = scenarios::fanout(&ctx, "f", sockets, rate, events).await?;
             outcome.write(&mut table, Duration::from_millis(20), true, false);
@@ -217,7 +239,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             seconds,
         } => {
             let mut table = Table::new(format!(
-                "app bench creates --concurrency {concurrency} --seconds {seconds}"
+                "app-bench creates --concurrency {concurrency} --seconds {seconds}"
             ));
             let outcome =
                 scenarios::creates(&ctx, concurrency.max(1), Duration::from_secs_f64(seconds))
@@ -231,7 +253,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             interval_ms,
         } => {
             let mut table = Table::new(format!(
-                "app bench ping --sockets {sockets} --pings {pings} --interval-ms {interval_ms}"
+                "app-bench ping --sockets {sockets} --pings {pings} --interval-ms {interval_ms}"
             ));
             let outcome =
                 scenarios::ping(&ctx, sockets, pings, Duration::from_millis(interval_ms)).await?;
@@ -250,7 +272,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 async fn suite(ctx: &Ctx, spec: &SuiteSpec) -> (Table, bool) {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let mut table = Table::new(format!(
-        "app bench suite ({}): {cores} cores shared by client and server",
+        "app-bench suite ({}): {cores} cores shared by client and server",
         spec.name
     ));
     let mut failed = false;
