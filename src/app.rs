@@ -33,6 +33,9 @@ use tokio_util::task::TaskTracker;
 
 /// Shortest wait for open WebSockets to send their 1001 on shutdown, even with no grace.
 const SESSIONS_MIN_GRACE: Duration = Duration::from_secs(1);
+/// A request whose answer is not ready this long after its head (a body trickling in, a
+/// handler stuck) loses its connection.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// An idle keep-alive connection is closed after this (API.md).
 const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(75);
 /// A WebSocket upgrade must be done within this of its `101` (API.md).
@@ -217,6 +220,7 @@ fn edge_settings(config: &Config) -> EdgeSettings {
     EdgeSettings {
         timeouts: Timeouts {
             header: config.header_timeout,
+            request: REQUEST_TIMEOUT,
             idle: KEEP_ALIVE_IDLE,
             upgrade: UPGRADE_TIMEOUT,
         },

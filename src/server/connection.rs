@@ -51,6 +51,8 @@ impl Routes {
 pub struct Timeouts {
     /// From the first byte of a request (or the accept) to its complete head.
     pub header: Duration,
+    /// From a complete head to its answer (this covers a body sent a byte at a time).
+    pub request: Duration,
     /// With no request in flight and no byte either way.
     pub idle: Duration,
     /// From the `101 Switching Protocols` answer to the socket handed to the WebSocket.
@@ -61,7 +63,8 @@ pub struct Timeouts {
 #[derive(Debug, Clone, Copy)]
 enum Phase {
     Head(Instant),
-    Busy(u32),
+    /// Requests in flight, and since when the connection has had one.
+    Busy(u32, Instant),
     Idle(Instant),
     Upgrading(Instant),
 }
@@ -90,10 +93,9 @@ impl Activity {
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         let before = *phase;
         *phase = step(before);
-        if matches!(
-            (before, *phase),
-            (Phase::Idle(_), Phase::Head(_)) | (Phase::Busy(_), _)
-        ) {
+        // A new phase may end sooner than the one the watchdog sleeps on (an idle spell
+        // turning into a request head).
+        if std::mem::discriminant(&before) != std::mem::discriminant(&*phase) {
             self.changed.notify_one();
         }
     }
@@ -120,26 +122,26 @@ impl Activity {
 
     fn request_started(&self) {
         self.update(|phase| match phase {
-            Phase::Busy(n) => Phase::Busy(n.saturating_add(1)),
-            _ => Phase::Busy(1),
+            Phase::Busy(n, since) => Phase::Busy(n.saturating_add(1), since),
+            _ => Phase::Busy(1, Instant::now()),
         });
     }
 
     fn request_finished(&self, upgrading: bool) {
         self.update(|phase| match phase {
-            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+            Phase::Busy(n, since) if n > 1 => Phase::Busy(n - 1, since),
             _ if upgrading => Phase::Upgrading(Instant::now()),
             _ => Phase::Idle(Instant::now()),
         });
     }
 
-    /// When the current phase runs out, if it can.
-    fn deadline(&self, timeouts: &Timeouts) -> Option<(Instant, &'static str)> {
+    /// When the current phase runs out.
+    fn deadline(&self, timeouts: &Timeouts) -> (Instant, &'static str) {
         match *self.phase.lock().unwrap_or_else(PoisonError::into_inner) {
-            Phase::Head(since) => Some((since + timeouts.header, "header timeout")),
-            Phase::Busy(_) => None,
-            Phase::Idle(since) => Some((since + timeouts.idle, "idle keep-alive timeout")),
-            Phase::Upgrading(since) => Some((since + timeouts.upgrade, "upgrade timeout")),
+            Phase::Head(since) => (since + timeouts.header, "header timeout"),
+            Phase::Busy(_, since) => (since + timeouts.request, "request timeout"),
+            Phase::Idle(since) => (since + timeouts.idle, "idle keep-alive timeout"),
+            Phase::Upgrading(since) => (since + timeouts.upgrade, "upgrade timeout"),
         }
     }
 
@@ -148,14 +150,13 @@ impl Activity {
         loop {
             let changed = self.changed.notified();
             match self.deadline(timeouts) {
-                Some((deadline, what)) if deadline <= Instant::now() => return what,
-                Some((deadline, _)) => {
+                (deadline, what) if deadline <= Instant::now() => return what,
+                (deadline, _) => {
                     tokio::select! {
                         () = tokio::time::sleep_until(deadline) => {}
                         () = changed => {}
                     }
                 }
-                None => changed.await,
             }
         }
     }
@@ -358,6 +359,7 @@ mod tests {
     fn timeouts() -> Timeouts {
         Timeouts {
             header: Duration::from_secs(10),
+            request: Duration::from_secs(60),
             idle: Duration::from_secs(75),
             upgrade: Duration::from_secs(10),
         }
@@ -367,7 +369,7 @@ mod tests {
     async fn phases_carry_their_own_deadlines() {
         let activity = Activity::new();
         let start = Instant::now();
-        let (deadline, what) = activity.deadline(&timeouts()).unwrap();
+        let (deadline, what) = activity.deadline(&timeouts());
         assert_eq!(
             (deadline - start, what),
             (Duration::from_secs(10), "header timeout")
@@ -375,14 +377,12 @@ mod tests {
 
         activity.request_started();
         activity.request_started();
-        assert!(activity.deadline(&timeouts()).is_none(), "busy: no timeout");
+        let busy = (start + Duration::from_secs(60), "request timeout");
+        assert_eq!(activity.deadline(&timeouts()), busy);
         activity.request_finished(false);
-        assert!(
-            activity.deadline(&timeouts()).is_none(),
-            "one still in flight"
-        );
+        assert_eq!(activity.deadline(&timeouts()), busy, "one still in flight");
         activity.request_finished(false);
-        let (deadline, what) = activity.deadline(&timeouts()).unwrap();
+        let (deadline, what) = activity.deadline(&timeouts());
         assert_eq!(
             (deadline - start, what),
             (Duration::from_secs(75), "idle keep-alive timeout")
@@ -390,7 +390,7 @@ mod tests {
 
         tokio::time::advance(Duration::from_secs(30)).await;
         activity.on_read();
-        let (deadline, what) = activity.deadline(&timeouts()).unwrap();
+        let (deadline, what) = activity.deadline(&timeouts());
         assert_eq!(
             (deadline - start, what),
             (Duration::from_secs(40), "header timeout")
@@ -398,7 +398,7 @@ mod tests {
 
         activity.request_started();
         activity.request_finished(true);
-        let (_, what) = activity.deadline(&timeouts()).unwrap();
+        let (_, what) = activity.deadline(&timeouts());
         assert_eq!(what, "upgrade timeout");
     }
 
