@@ -1,6 +1,7 @@
 //! Builds every handle, spawns every long-lived task, and runs the shutdown sequence:
-//! cancel → warp stops accepting and finishes HTTP → sessions send 1001 and end → the
-//! drainer finishes its send → the writer drains and flushes → exit 0 (DESIGN invariant 6).
+//! cancel → the accept loop ([`crate::server`]) stops accepting and finishes HTTP → sessions
+//! send 1001 and end → the drainer finishes its send → the writer drains and flushes → exit 0
+//! (DESIGN invariant 6). Every wait on a client ends with `--shutdown-grace-secs`.
 //!
 //! [`Application::build`] does everything up to a bound listener, and
 //! [`Application::run_until_stopped`] serves until its shutdown token is cancelled, so a test
@@ -15,6 +16,8 @@ use crate::mail::drainer::{self, Drainer};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
+use crate::server::host::HostPolicy;
+use crate::server::{listener, EdgeSettings, Timeouts};
 use crate::state::AppState;
 use crate::store::record::{self, Admission};
 use crate::store::{MailStamp, Store};
@@ -29,8 +32,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Longest wait for open WebSockets to close on shutdown.
-const SESSIONS_GRACE: Duration = Duration::from_secs(5);
+/// Shortest wait for open WebSockets to send their 1001 on shutdown, even with no grace.
+const SESSIONS_MIN_GRACE: Duration = Duration::from_secs(1);
+/// A request whose answer is not ready this long after its head (a body trickling in, a
+/// handler stuck) loses its connection.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// An idle keep-alive connection is closed after this (API.md).
+const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(75);
+/// A WebSocket upgrade must be done within this of its `101` (API.md).
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the server until SIGINT/SIGTERM, then shuts down cleanly.
 ///
@@ -60,6 +70,7 @@ pub struct Application {
     state: AppState,
     listener: TcpListener,
     addr: SocketAddr,
+    edge: EdgeSettings,
     tracker: TaskTracker,
     writer_thread: std::thread::JoinHandle<()>,
     publisher: JoinHandle<()>,
@@ -139,14 +150,15 @@ impl Application {
             shutdown,
         };
 
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .with_context(|| format!("binding {}", config.addr))?;
+        let edge = edge_settings(&config);
+        let listener =
+            listener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
         let addr = listener.local_addr()?;
         Ok(Self {
             state,
             listener,
             addr,
+            edge,
             tracker,
             writer_thread,
             publisher,
@@ -177,6 +189,7 @@ impl Application {
         let Self {
             state,
             listener,
+            edge,
             tracker,
             writer_thread,
             publisher,
@@ -185,22 +198,20 @@ impl Application {
         let shutdown = state.shutdown.clone();
         let metrics = state.metrics.clone();
         let writer = state.writer.clone();
-        warp::serve(crate::routes::routes(state.clone()))
-            .incoming(listener)
-            .graceful(shutdown.cancelled_owned())
-            .run()
-            .await;
+        let routes = crate::routes::routes(state.clone());
+        let grace_ends =
+            crate::server::serve(listener, routes, edge, metrics.clone(), shutdown.clone()).await;
 
-        // warp has stopped accepting and finished its HTTP requests; WebSocket sessions were
-        // spawned outside its graceful shutdown, and close themselves with 1001 on `shutdown`.
-        let deadline = tokio::time::Instant::now() + SESSIONS_GRACE;
+        // HTTP is done (finished, or cut at the end of the grace); WebSocket sessions left
+        // the accept loop at their upgrade, and close themselves with 1001 on `shutdown`.
+        let deadline = grace_ends.max(tokio::time::Instant::now() + SESSIONS_MIN_GRACE);
         while metrics.ws_connections.load(Ordering::Relaxed) > 0
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tracker.close();
-        if tokio::time::timeout(SESSIONS_GRACE, tracker.wait())
+        if tokio::time::timeout_at(deadline, tracker.wait())
             .await
             .is_err()
         {
@@ -222,6 +233,31 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The edge's settings; raises the soft open-file limit first, since the default cap
+/// follows from it.
+fn edge_settings(config: &Config) -> EdgeSettings {
+    let open_files = match listener::raise_open_file_limit() {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(%error, "could not read or raise the open-file limit");
+            1024
+        }
+    };
+    let max_connections = listener::connection_cap(config.max_connections, open_files);
+    tracing::info!(open_files, max_connections, "connection cap");
+    EdgeSettings {
+        timeouts: Timeouts {
+            header: config.header_timeout,
+            request: REQUEST_TIMEOUT,
+            idle: KEEP_ALIVE_IDLE,
+            upgrade: UPGRADE_TIMEOUT,
+        },
+        max_connections,
+        shutdown_grace: config.shutdown_grace,
+        hosts: HostPolicy::new(config.addr.ip(), &config.allowed_hosts),
     }
 }
 

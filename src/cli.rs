@@ -98,7 +98,7 @@ pub struct ServeArgs {
     pub data: DataArgs,
     /// SMTP server URL, e.g. smtp://127.0.0.1:2525 or smtps://user:pass@host; without it,
     /// emails are written as .eml files under <data>/mail/.
-    #[arg(long, env = "APP_SMTP_URL")]
+    #[arg(long, env = "APP_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
     /// Sender address of every email.
     #[arg(
@@ -162,6 +162,37 @@ pub struct ServeArgs {
     /// Tries before an email is marked failed.
     #[arg(long, env = "APP_MAIL_MAX_ATTEMPTS", default_value_t = 8)]
     pub mail_max_attempts: u32,
+    /// Reads the SMTP server URL (with its password) from this file instead.
+    #[arg(
+        long,
+        env = "APP_SMTP_URL_FILE",
+        conflicts_with = "smtp_url",
+        hide_env_values = true
+    )]
+    pub smtp_url_file: Option<PathBuf>,
+    /// Reads the JWT signing secret from this file instead.
+    #[arg(
+        long,
+        env = "APP_JWT_SECRET_FILE",
+        conflicts_with = "jwt_secret",
+        hide_env_values = true
+    )]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// A connection must send a complete request head within this many seconds.
+    #[arg(long, env = "APP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// On SIGTERM/SIGINT, requests in flight get this many seconds before their
+    /// connections are closed; the process exits within it plus 2 s.
+    #[arg(long, env = "APP_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+    /// Open client connections (HTTP and WebSocket) at most; past it a new one is closed
+    /// at once. Default: the open-file limit (raised to the hard limit at start) less 64.
+    #[arg(long, env = "APP_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Host names served besides localhost, 127.0.0.1 and [::1] (comma-separated); other
+    /// Host headers get 421. On a non-loopback address, when set, only these are served.
+    #[arg(long, env = "APP_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// How often the mail drainer looks for due rows without a wake-up, in milliseconds.
     #[arg(long, default_value_t = 5_000, hide = true)]
     pub mail_poll_interval_ms: u64,

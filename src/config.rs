@@ -32,12 +32,19 @@ pub enum ConfigError {
     BadSecretFile(PathBuf),
     #[error("APP_JWT_SECRET must be at least 16 bytes")]
     WeakSecret,
-    #[error("--smtp-url {0:?} must start with smtp:// or smtps://")]
-    SmtpUrl(String),
+    /// The URL itself is not repeated: it may hold a password.
+    #[error("--smtp-url must start with smtp:// or smtps://")]
+    SmtpUrl,
     #[error("--mail-from {0:?} is not an email address (like \"App <no-reply@example.com>\")")]
     MailFrom(String),
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    #[error("cannot read {flag} {path}: {source}")]
+    SecretFile {
+        flag: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Everything `app serve` runs with.
@@ -68,6 +75,14 @@ pub struct Config {
     pub mail_poll_interval: Duration,
     /// Start on a new epoch even when the store is behind its outside record.
     pub accept_data_loss: bool,
+    /// A connection must send a complete request head within this.
+    pub header_timeout: Duration,
+    /// How long a stop waits for requests in flight.
+    pub shutdown_grace: Duration,
+    /// `--max-connections`; `None`: derived from the open-file limit at start.
+    pub max_connections: Option<usize>,
+    /// `--allowed-hosts`, as given.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Config {
@@ -83,10 +98,24 @@ impl Config {
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| ConfigError::Addr(args.addr.clone()))?;
         let data_dir = ensure_data_dir(&args.data.data)?;
-        let secret = load_or_create_secret(&data_dir, args.jwt_secret.as_deref())?;
-        if let Some(url) = &args.smtp_url {
+        let jwt_secret = match &args.jwt_secret_file {
+            Some(path) => Some(read_secret_file("--jwt-secret-file", path)?),
+            None => args.jwt_secret.clone(),
+        };
+        let secret = load_or_create_secret(&data_dir, jwt_secret.as_deref())?;
+        let smtp_url = match &args.smtp_url_file {
+            Some(path) => Some(read_secret_file("--smtp-url-file", path)?),
+            None => args.smtp_url.clone(),
+        };
+        // sled and the .eml writer create these with the umask's mode; made first, they are
+        // private like their parent.
+        create_private_dir(&db_path(&data_dir))?;
+        if smtp_url.is_none() {
+            create_private_dir(&data_dir.join("mail"))?;
+        }
+        if let Some(url) = &smtp_url {
             if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-                return Err(ConfigError::SmtpUrl(url.clone()));
+                return Err(ConfigError::SmtpUrl);
             }
         }
         if args.mail_from.parse::<lettre::message::Mailbox>().is_err() {
@@ -105,6 +134,11 @@ impl Config {
             (args.ws_idle_timeout_ms, "--ws-idle-timeout-ms"),
             (args.ws_send_timeout_ms, "--ws-send-timeout-ms"),
             (args.mail_poll_interval_ms, "--mail-poll-interval-ms"),
+            (args.header_timeout_secs, "--header-timeout-secs"),
+            (
+                args.max_connections.map_or(1, |n| n as u64),
+                "--max-connections",
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
@@ -113,7 +147,7 @@ impl Config {
         Ok(Self {
             addr,
             data_dir,
-            smtp_url: args.smtp_url.clone(),
+            smtp_url,
             mail_from: args.mail_from.clone(),
             secret,
             token_ttl_seconds: args.token_ttl,
@@ -136,6 +170,10 @@ impl Config {
             mail_max_attempts: args.mail_max_attempts,
             mail_poll_interval: Duration::from_millis(args.mail_poll_interval_ms),
             accept_data_loss: args.accept_data_loss,
+            header_timeout: Duration::from_secs(args.header_timeout_secs),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            max_connections: args.max_connections,
+            allowed_hosts: args.allowed_hosts.clone(),
         })
     }
 
@@ -163,13 +201,35 @@ pub fn mail_domain(mail_from: &str) -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// Creates the data folder if needed.
+/// Creates the data folder if needed, readable by its owner only (it holds password hashes,
+/// customer data and the secret).
 pub fn ensure_data_dir(path: &Path) -> Result<PathBuf, ConfigError> {
-    std::fs::create_dir_all(path).map_err(|source| ConfigError::DataDir {
+    create_private_dir(path)?;
+    Ok(path.to_path_buf())
+}
+
+/// Creates `path` and any missing parents with mode 0700; an existing folder is left as is.
+fn create_private_dir(path: &Path) -> Result<(), ConfigError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path).map_err(|source| ConfigError::DataDir {
         path: path.to_path_buf(),
         source,
-    })?;
-    Ok(path.to_path_buf())
+    })
+}
+
+/// A secret kept in a file (`--jwt-secret-file`, `--smtp-url-file`): its text without the
+/// surrounding whitespace a text editor leaves.
+fn read_secret_file(flag: &'static str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|text| text.trim().to_string())
+        .map_err(|source| ConfigError::SecretFile {
+            flag,
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// The secret from `explicit` (APP_JWT_SECRET), else from `<data>/secret.key`, generating
@@ -190,6 +250,9 @@ pub fn load_or_create_secret(
         source,
     };
     match std::fs::read_to_string(&path) {
+        // Empty only if an older version crashed while creating it, before any token was
+        // signed with it: make a new one.
+        Ok(text) if text.trim().is_empty() => create_secret(data_dir, &path, true),
         Ok(text) => {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
@@ -200,20 +263,50 @@ pub fn load_or_create_secret(
             Ok(Secret::new(bytes))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let bytes: [u8; 32] = rand::random();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&path).map_err(io_error)?;
-            let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-            file.write_all(format!("{text}\n").as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(io_error)?;
-            Ok(Secret::new(bytes.to_vec()))
+            create_secret(data_dir, &path, false)
         }
         Err(error) => Err(io_error(error)),
     }
+}
+
+/// Writes 32 random bytes to `path` atomically: a private temporary file, synced, then
+/// linked into place (or renamed over an empty file when `replace`) and the folder synced,
+/// so a crash leaves either no secret or a whole one. Linking fails when another process
+/// created the secret meanwhile; its secret wins.
+fn create_secret(data_dir: &Path, path: &Path, replace: bool) -> Result<Secret, ConfigError> {
+    let io_error = |source| ConfigError::Secret {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes: [u8; 32] = rand::random();
+    let temporary = data_dir.join(format!(".{SECRET_FILE}.{:016x}", rand::random::<u64>()));
+    let written = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temporary)?;
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        file.write_all(format!("{text}\n").as_bytes())?;
+        file.sync_all()?;
+        if replace {
+            std::fs::rename(&temporary, path)
+        } else {
+            std::fs::hard_link(&temporary, path)
+        }
+    })();
+    let _ = std::fs::remove_file(&temporary);
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return load_or_create_secret(data_dir, None);
+        }
+        Err(error) => return Err(io_error(error)),
+    }
+    std::fs::File::open(data_dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io_error)?;
+    Ok(Secret::new(bytes.to_vec()))
 }
 
 #[cfg(test)]

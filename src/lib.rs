@@ -11,7 +11,7 @@
 //! publishes each event once it is durable, in id order. WebSocket sessions and the [`mail`]
 //! drainer subscribe to it (the drainer as a doorbell: it sends the outbox rows the writer
 //! stored with their cause). [`app`] builds every handle, runs the server and owns the
-//! shutdown sequence; [`cli`] and [`config`] turn flags and environment into settings;
+//! shutdown sequence, serving through our own accept loop in [`server`]; [`cli`] and [`config`] turn flags and environment into settings;
 //! [`commands`] are the offline subcommands; [`backup`] holds `app backup`, `app restore`
 //! and `app check`; [`watch`] is a client of the running server. The load generator is not
 //! here: it is the `app-bench` binary of the workspace member in `bench/`.
@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod reply;
 pub mod routes;
+pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod store;

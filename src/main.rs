@@ -30,7 +30,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = app::config::Config::from_serve(&args)?;
-            runtime()?.block_on(app::app::serve(config))
+            let runtime = runtime()?;
+            let served = runtime.block_on(app::app::serve(config));
+            // The shutdown sequence has run; a task still blocked on a client (or a blocking
+            // call) must not hold the exit past the grace the operator was promised.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+            served
         }
         Command::User(UserCommand::Create(args)) => app::commands::user_create(&args),
         Command::User(UserCommand::Password(args)) => app::commands::user_password(&args),

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub outbox_retries_total: AtomicU64,
     /// HTTP requests answered.
     pub http_requests_total: AtomicU64,
+    /// Connections closed at once because `--max-connections` were open.
+    pub connections_refused_total: AtomicU64,
 }
 
 impl Metrics {
@@ -91,6 +93,11 @@ impl Metrics {
                 "HTTP requests answered.",
                 &self.http_requests_total,
             ),
+            (
+                "app_connections_refused_total",
+                "Connections closed at once because --max-connections were open.",
+                &self.connections_refused_total,
+            ),
         ];
         for (name, help, value) in counters {
             let value = value.load(Ordering::Relaxed);
@@ -119,6 +126,7 @@ mod tests {
             "app_outbox_pending",
             "app_outbox_sent_total",
             "app_outbox_failed_total",
+            "app_connections_refused_total",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
         }

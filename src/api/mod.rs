@@ -14,6 +14,7 @@ pub mod error;
 mod feed;
 pub mod filters;
 mod health;
+mod ids;
 mod reservations;
 mod users;
 
@@ -24,7 +25,9 @@ use warp::Filter;
 
 /// Every REST route; errors of their handlers are already rendered as JSON.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    auth_routes::routes(state.clone())
+    ids::malformed()
+        .or(auth_routes::routes(state.clone()))
+        .unify()
         .or(users::routes(state.clone()))
         .unify()
         .or(businesses::routes(state.clone()))

@@ -27,7 +27,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let book = collection
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(warp::addr::remote())
+        .and(crate::server::peer_addr())
         .and(json_body())
         .then(book);
     let list = collection

@@ -3,7 +3,10 @@
 //! A refused connection gets its close frame as its only frame (invariant 3), and a peer that
 //! stopped reading is dropped after [`CLOSE_GRACE`] instead of holding the task.
 
-use super::protocol::{self, CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG};
+use super::protocol::{
+    self, CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_PROTOCOL_ERROR, CLOSE_SLOW_CONSUMER,
+    CLOSE_TOO_BIG,
+};
 use crate::metrics::Metrics;
 use futures_util::SinkExt;
 use std::collections::VecDeque;
@@ -106,13 +109,25 @@ pub fn on_write_error(error: &warp::Error) -> Ending {
     }
 }
 
-/// A read error: an oversized message is answered with 1009; anything else means the peer
-/// is gone.
+/// A read error: an oversized message is answered with 1009, text that is not UTF-8 with
+/// 1007, a frame that breaks the protocol with 1002; anything else means the peer is gone.
 pub fn on_read_error(error: &warp::Error) -> Ending {
-    if matches!(cause(error), Some(tungstenite::Error::Capacity(_))) {
-        Ending::close(CLOSE_TOO_BIG, "message too big (64 KiB at most)")
-    } else {
-        Ending::silent()
+    use tungstenite::error::ProtocolError;
+    match cause(error) {
+        Some(tungstenite::Error::Capacity(_)) => {
+            Ending::close(CLOSE_TOO_BIG, "message too big (64 KiB at most)")
+        }
+        Some(tungstenite::Error::Utf8(_)) => {
+            Ending::close(CLOSE_INVALID_PAYLOAD, "text frames must be UTF-8")
+        }
+        // The peer dropped the connection, or already closed it: nobody to tell.
+        Some(tungstenite::Error::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake | ProtocolError::ReceivedAfterClosing,
+        )) => Ending::silent(),
+        Some(tungstenite::Error::Protocol(_)) => {
+            Ending::close(CLOSE_PROTOCOL_ERROR, "WebSocket protocol error")
+        }
+        _ => Ending::silent(),
     }
 }
 

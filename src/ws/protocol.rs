@@ -22,6 +22,10 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
 /// The client sent a message over the size limit.
 pub const CLOSE_TOO_BIG: u16 = 1009;
+/// A frame that breaks RFC 6455 (unmasked, reserved bits, bad opcode or framing).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// A text frame (or close reason) that is not UTF-8.
+pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 
 /// Largest message accepted from a client (API.md: 64 KiB).
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod hostile;
 mod in_process;
 mod mail;
 mod realtime;

@@ -260,6 +260,12 @@ impl SilentPeer {
         })
     }
 
+    /// Writes raw bytes on the socket: a frame that breaks the protocol, which no WebSocket
+    /// library would send (the only time this peer writes after its handshake).
+    pub async fn write_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write raw bytes");
+    }
+
     /// Reads more bytes into the buffer; `false` at the end of the stream.
     async fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 4096];
