@@ -15,3 +15,4 @@ mod rest_errors;
 mod rest_feed;
 mod rest_reservations;
 mod rest_support;
+mod sessions;
