@@ -12,6 +12,7 @@ use crate::auth::{hash_password, JwtKeys};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::domain::{Role, UserDraft};
+use crate::login_gate::LoginGate;
 use crate::mail::drainer::{self, Drainer};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
@@ -136,6 +137,11 @@ impl Application {
             config.data_dir.clone(),
             shutdown.clone(),
         ));
+        tracker.spawn(crate::writer::sweep_sessions(
+            store.clone(),
+            writer.clone(),
+            shutdown.clone(),
+        ));
 
         let first_run_password = bootstrap_admin(&store, &writer, &config).await?;
 
@@ -147,6 +153,7 @@ impl Application {
             metrics,
             config: config.clone(),
             booking_limiter: Arc::new(RateLimiter::new(config.booking_rate_per_minute)),
+            login: Arc::new(LoginGate::new(config.login)?),
             shutdown,
         };
 

@@ -2,7 +2,7 @@
 //! password hashes, verified on the blocking pool so a login never stalls the async threads.
 
 use crate::domain::{Role, Timestamp, User};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,11 @@ pub struct Claims {
     pub role: Role,
     pub iat: i64,
     pub exp: i64,
+    /// The user's token generation when the token was issued: a password change, disable or
+    /// enable raises it, which revokes the token. Tokens from before generations existed
+    /// carry none, which reads as 0, the generation every user starts at.
+    #[serde(default)]
+    pub gen: u64,
 }
 
 /// A JWT signing secret; `Debug` never shows it.
@@ -82,13 +87,19 @@ impl JwtKeys {
         self.ttl_seconds
     }
 
-    /// Issues a token for `user`, valid from now for the configured lifetime.
-    pub fn issue(&self, user: &User) -> (String, Claims) {
-        self.issue_with_ttl(user, self.ttl_seconds)
+    /// Issues a token for `user` at token generation `generation`, valid from now for the
+    /// configured lifetime.
+    pub fn issue(&self, user: &User, generation: u64) -> (String, Claims) {
+        self.issue_with_ttl(user, generation, self.ttl_seconds)
     }
 
     /// Issues a token with an explicit lifetime (for `app token --ttl`).
-    pub fn issue_with_ttl(&self, user: &User, ttl_seconds: u64) -> (String, Claims) {
+    pub fn issue_with_ttl(
+        &self,
+        user: &User,
+        generation: u64,
+        ttl_seconds: u64,
+    ) -> (String, Claims) {
         let iat = Timestamp::now().as_unix_seconds();
         let claims = Claims {
             sub: user.id,
@@ -96,6 +107,7 @@ impl JwtKeys {
             role: user.role,
             iat,
             exp: iat.saturating_add(i64::try_from(ttl_seconds).unwrap_or(i64::MAX)),
+            gen: generation,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of plain claims cannot fail");
@@ -130,7 +142,8 @@ pub fn hash_password(password: &str) -> String {
 }
 
 /// Checks `password` against `hash` (or against a dummy hash when there is no user, so an
-/// unknown email costs as much as a wrong password). CPU-heavy: call it on the blocking pool.
+/// unknown email costs as much as a wrong password). CPU-heavy: call it through the login
+/// gate's hashing threads.
 pub fn verify_password(password: &str, hash: Option<&str>) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
     let stored = match hash {
@@ -140,10 +153,54 @@ pub fn verify_password(password: &str, hash: Option<&str>) -> bool {
     let Ok(parsed) = PasswordHash::new(stored) else {
         return false;
     };
-    let ok = Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
-    ok && hash.is_some()
+    verify_with_thread_memory(password, &parsed).unwrap_or(false) && hash.is_some()
+}
+
+thread_local! {
+    /// argon2's working memory (~19 MiB), kept by each thread that verifies. Allocating it
+    /// per verify left freed blocks behind in glibc's per-thread arenas (~290 MiB after a few
+    /// dozen logins on 2 cores); reusing one buffer per hashing thread bounds it.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// What `PasswordVerifier::verify_password` does (same parameters from the PHC string, same
+/// constant-time comparison), with the working memory from [`BLOCKS`].
+fn verify_with_thread_memory(
+    password: &str,
+    parsed: &PasswordHash<'_>,
+) -> Result<bool, argon2::password_hash::Error> {
+    use argon2::password_hash::Output;
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return Ok(false);
+    };
+    let algorithm = argon2::Algorithm::try_from(parsed.algorithm)?;
+    let version = match parsed.version {
+        Some(version) => argon2::Version::try_from(version)?,
+        None => argon2::Version::default(),
+    };
+    let params = argon2::Params::try_from(parsed)?;
+    let argon = Argon2::new(algorithm, version, params);
+    let mut salt_buffer = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buffer)?;
+    let computed = BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        let needed = argon.params().block_count();
+        if blocks.len() < needed {
+            blocks.resize(needed, argon2::Block::default());
+        }
+        Output::init_with(expected.len(), |out| {
+            argon
+                .hash_password_into_with_memory(
+                    password.as_bytes(),
+                    salt,
+                    out,
+                    &mut blocks[..needed],
+                )
+                .map_err(Into::into)
+        })
+    })?;
+    // `Output`'s equality is constant-time.
+    Ok(&computed == expected)
 }
 
 #[cfg(test)]
@@ -164,7 +221,7 @@ mod tests {
     fn issued_tokens_verify_and_carry_the_claims() {
         let keys = JwtKeys::new(&Secret::new(b"k".repeat(32)), 60);
         let user = user();
-        let (token, claims) = keys.issue(&user);
+        let (token, claims) = keys.issue(&user, 0);
         assert_eq!(keys.verify(&token).unwrap(), claims);
         assert_eq!(claims.exp - claims.iat, 60);
     }
@@ -173,10 +230,10 @@ mod tests {
     fn other_secrets_and_expired_tokens_are_refused() {
         let keys = JwtKeys::new(&Secret::new(b"k".repeat(32)), 60);
         let other = JwtKeys::new(&Secret::new(b"x".repeat(32)), 60);
-        let (token, _) = other.issue(&user());
+        let (token, _) = other.issue(&user(), 0);
         assert_eq!(keys.verify(&token), Err(AuthError::Invalid));
         let expired = JwtKeys::new(&Secret::new(b"k".repeat(32)), 0);
-        let (token, _) = expired.issue(&user());
+        let (token, _) = expired.issue(&user(), 0);
         assert_eq!(keys.verify(&token), Err(AuthError::Expired));
         assert_eq!(keys.verify("garbage"), Err(AuthError::Invalid));
     }
@@ -185,7 +242,7 @@ mod tests {
     fn hs512_tokens_are_refused() {
         let secret = Secret::new(b"k".repeat(32));
         let keys = JwtKeys::new(&secret, 60);
-        let (_, claims) = keys.issue(&user());
+        let (_, claims) = keys.issue(&user(), 0);
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
             &claims,
@@ -201,5 +258,19 @@ mod tests {
         assert!(verify_password("correct horse", Some(&hash)));
         assert!(!verify_password("wrong horse", Some(&hash)));
         assert!(!verify_password("correct horse", None));
+        assert!(!verify_password("correct horse", Some("not a PHC string")));
+    }
+
+    #[test]
+    fn verifying_with_thread_memory_agrees_with_the_argon2_verifier() {
+        use argon2::password_hash::PasswordVerifier;
+        let hash = hash_password("correct horse");
+        let parsed = PasswordHash::new(&hash).unwrap();
+        for password in ["correct horse", "correct horsE", ""] {
+            let theirs = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            assert_eq!(verify_with_thread_memory(password, &parsed), Ok(theirs));
+        }
     }
 }

@@ -54,7 +54,35 @@ impl Published {
 #[derive(Debug, Clone)]
 pub struct UserNotice {
     pub user_id: Uuid,
-    pub frame: warp::ws::Message,
+    pub what: Notice,
+}
+
+/// What a [`UserNotice`] tells the user's sockets.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// Send this frame (a read receipt).
+    Frame(warp::ws::Message),
+    /// The user's tokens may have been revoked (password changed, disabled, enabled): each
+    /// socket checks its own token and closes with 4401 if it is no longer good.
+    Revoked,
+}
+
+impl UserNotice {
+    /// A frame for every open socket of `user_id`.
+    pub fn frame(user_id: Uuid, frame: warp::ws::Message) -> Self {
+        Self {
+            user_id,
+            what: Notice::Frame(frame),
+        }
+    }
+
+    /// Tells the sockets of `user_id` to re-check their tokens.
+    pub fn revoked(user_id: Uuid) -> Self {
+        Self {
+            user_id,
+            what: Notice::Revoked,
+        }
+    }
 }
 
 /// A cheap-to-clone handle: subscribe to events, read the published watermark, notify users.
@@ -71,7 +99,7 @@ impl Bus {
         self.events.subscribe()
     }
 
-    /// A receiver of per-user notices (read receipts) sent from now on.
+    /// A receiver of per-user notices (read receipts, revocations) sent from now on.
     pub fn subscribe_notices(&self) -> broadcast::Receiver<Arc<UserNotice>> {
         self.notices.subscribe()
     }

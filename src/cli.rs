@@ -113,6 +113,22 @@ pub struct ServeArgs {
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, env = "APP_TOKEN_TTL", default_value_t = 3600)]
     pub token_ttl: u64,
+    /// Lifetime of a refresh token, in seconds (each use starts a new one); 30 days.
+    #[arg(long, env = "APP_REFRESH_TTL", default_value_t = 30 * 24 * 3600)]
+    pub refresh_ttl: u64,
+    /// Login attempts allowed per client address per minute.
+    #[arg(long, env = "APP_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 60)]
+    pub login_attempts_per_minute: u32,
+    /// Failed logins allowed per account per 15 minutes; past them the account refuses every
+    /// login, the right password included, until the oldest failure is 15 minutes old.
+    #[arg(long, env = "APP_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 10)]
+    pub login_failures_per_account: u32,
+    /// Password hashes run at once (argon2: ~19 MiB and a core each); 0 means one per core.
+    #[arg(long, env = "APP_PASSWORD_HASH_WORKERS", default_value_t = 0)]
+    pub password_hash_workers: usize,
+    /// Longest a login waits for a hashing slot before a 503 `busy`, in milliseconds.
+    #[arg(long, default_value_t = 5_000, hide = true)]
+    pub login_queue_timeout_ms: u64,
     /// Extra origins allowed to open WebSockets (comma-separated, e.g. https://app.example.com).
     #[arg(long, env = "APP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
@@ -203,8 +219,23 @@ pub struct ServeArgs {
 pub enum UserCommand {
     /// Create a user (like POST /api/users/, offline).
     Create(UserCreateArgs),
-    /// Set a user's password (offline), e.g. to replace the one printed on first run.
+    /// Set a user's password (offline), e.g. to replace the one printed on first run; the
+    /// user's older tokens stop working.
     Password(UserPasswordArgs),
+    /// Disable a user (offline): it cannot log in, and its tokens stop working.
+    Disable(UserEmailArgs),
+    /// Enable a disabled user again (offline); it logs in anew.
+    Enable(UserEmailArgs),
+}
+
+/// `app user disable|enable`.
+#[derive(Debug, Args)]
+pub struct UserEmailArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The user's email (login name).
+    #[arg(long)]
+    pub email: String,
 }
 
 /// `app user password`.
@@ -244,7 +275,7 @@ pub struct TokenArgs {
     /// The user to mint a token for.
     #[arg(long)]
     pub email: String,
-    /// Lifetime in seconds.
+    /// Lifetime in seconds, at most 30 days (2592000).
     #[arg(long, default_value_t = 3600)]
     pub ttl: u64,
     /// The JWT secret, when the server runs with APP_JWT_SECRET.

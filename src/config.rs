@@ -4,6 +4,7 @@
 
 use crate::auth::Secret;
 use crate::cli::ServeArgs;
+use crate::login_gate::GateLimits;
 use base64::Engine;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -56,6 +57,10 @@ pub struct Config {
     pub mail_from: String,
     pub secret: Secret,
     pub token_ttl_seconds: u64,
+    /// Lifetime of a refresh token; each use starts a new one.
+    pub refresh_ttl_seconds: u64,
+    /// Login limits and the size of the password-hashing queue.
+    pub login: GateLimits,
     /// Origins (scheme://host[:port], lower-cased) allowed besides the server's own.
     pub allowed_origins: Vec<String>,
     pub event_retention: u64,
@@ -124,6 +129,15 @@ impl Config {
         for (value, name) in [
             (args.event_retention, "--event-retention"),
             (args.token_ttl, "--token-ttl"),
+            (args.refresh_ttl, "--refresh-ttl"),
+            (
+                u64::from(args.login_attempts_per_minute),
+                "--login-attempts-per-minute",
+            ),
+            (
+                u64::from(args.login_failures_per_account),
+                "--login-failures-per-account",
+            ),
             (
                 u64::from(args.booking_rate_per_minute),
                 "--booking-rate-per-minute",
@@ -151,6 +165,16 @@ impl Config {
             mail_from: args.mail_from.clone(),
             secret,
             token_ttl_seconds: args.token_ttl,
+            refresh_ttl_seconds: args.refresh_ttl,
+            login: GateLimits {
+                attempts_per_address_per_minute: args.login_attempts_per_minute,
+                failures_per_account: args.login_failures_per_account,
+                hash_workers: match args.password_hash_workers {
+                    0 => std::thread::available_parallelism().map_or(1, usize::from),
+                    n => n,
+                },
+                queue_timeout: Duration::from_millis(args.login_queue_timeout_ms),
+            },
             allowed_origins: args
                 .allowed_origins
                 .iter()

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod login_gate;
 pub mod mail;
 pub mod metrics;
 pub mod rate_limit;

@@ -39,6 +39,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Create(args)) => app::commands::user_create(&args),
         Command::User(UserCommand::Password(args)) => app::commands::user_password(&args),
+        Command::User(UserCommand::Disable(args)) => app::commands::user_set_disabled(&args, true),
+        Command::User(UserCommand::Enable(args)) => app::commands::user_set_disabled(&args, false),
         Command::Token(args) => app::commands::token(&args),
         Command::Outbox(OutboxCommand::List(args)) => app::mail::cli::list(&args),
         Command::Outbox(OutboxCommand::Retry(args)) => app::mail::cli::retry(&args),

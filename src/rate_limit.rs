@@ -37,7 +37,7 @@ impl RateLimiter {
         self.check_at(client, Instant::now())
     }
 
-    fn check_at(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn check_at(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
         let capacity = f64::from(self.per_minute);
         let per_second = capacity / 60.0;
         let mut buckets = self.buckets.lock().expect("rate limiter lock poisoned");

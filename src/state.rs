@@ -11,6 +11,7 @@ use crate::auth::{AuthError, JwtKeys};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::domain::{Business, Role, User};
+use crate::login_gate::LoginGate;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::store::{Store, StoreError, Visibility};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     pub booking_limiter: Arc<RateLimiter>,
+    /// Login limits and the password-hashing queue.
+    pub login: Arc<LoginGate>,
     /// Cancelled on SIGINT/SIGTERM; WebSocket sessions watch it to close with 1001.
     pub shutdown: CancellationToken,
 }
@@ -38,6 +41,8 @@ pub struct Caller {
     pub user: User,
     /// `exp` of the token that authenticated this call.
     pub expires_at: i64,
+    /// The user's token generation the token was issued at; a later one revokes it.
+    pub generation: u64,
 }
 
 impl Caller {
@@ -71,7 +76,8 @@ impl AppState {
         self.authenticate_token(token.trim())
     }
 
-    /// Verifies a raw token and loads its user.
+    /// Verifies a raw token and loads its user; a token of a disabled user, or from before
+    /// the user's last password change or enable, is refused like a bad one.
     pub fn authenticate_token(&self, token: &str) -> Result<Caller, AuthError> {
         let claims = self.keys.verify(token)?;
         let user = self
@@ -86,10 +92,28 @@ impl AppState {
         if user.email != claims.email || user.role != claims.role {
             return Err(AuthError::Invalid);
         }
-        Ok(Caller {
+        let caller = Caller {
             user,
             expires_at: claims.exp,
-        })
+            generation: claims.gen,
+        };
+        if self.is_revoked(&caller) {
+            return Err(AuthError::Invalid);
+        }
+        Ok(caller)
+    }
+
+    /// Whether the caller's token was revoked since it authenticated (password changed,
+    /// user disabled or enabled, or deleted). A store failure counts as revoked: sockets
+    /// ask this to decide whether to stay open.
+    pub fn is_revoked(&self, caller: &Caller) -> bool {
+        match self.store.access_state(caller.user.id) {
+            Ok(access) => !access.admits(caller.generation),
+            Err(error) => {
+                tracing::error!(%error, "access state lookup failed");
+                true
+            }
+        }
     }
 
     /// Whose events the caller's notifications and activity include.
@@ -117,6 +141,7 @@ mod tests {
                 created_at: Timestamp::from_micros(0),
             },
             expires_at: 0,
+            generation: 0,
         }
     }
 

@@ -15,6 +15,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
+mod sessions;
+
+pub use sessions::sweep_sessions;
+
 /// Most mutations applied before one flush; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
 /// Queued mutations before callers wait: back-pressure instead of unbounded memory.
@@ -125,24 +129,6 @@ impl Writer {
         match self.submit_blocking(Mutation::CreateUser(new))? {
             Applied::User(user) => Ok(user),
             _ => Err(mismatch("CreateUser")),
-        }
-    }
-
-    /// Replaces the password hash of the user with `email`, outside the async runtime.
-    ///
-    /// # Errors
-    /// `NotFound` when no user has that email; otherwise as [`Writer::submit`].
-    pub fn set_password_blocking(
-        &self,
-        email: String,
-        password_hash: String,
-    ) -> Result<User, StoreError> {
-        match self.submit_blocking(Mutation::SetPassword {
-            email,
-            password_hash,
-        })? {
-            Applied::User(user) => Ok(user),
-            _ => Err(mismatch("SetPassword")),
         }
     }
 

@@ -4,6 +4,7 @@
 
 use crate::auth::AuthError;
 use crate::domain::validate::FieldErrors;
+use crate::login_gate::GateError;
 use crate::reply;
 use crate::store::StoreError;
 use serde_json::{json, Map, Value};
@@ -42,6 +43,9 @@ pub enum ApiError {
     LengthRequired,
     #[error("the server is shutting down")]
     Unavailable,
+    /// Every password-hashing slot stayed busy for the queue timeout (API.md: 503 `busy`).
+    #[error("the server is busy; retry in {retry_after_seconds} s")]
+    Busy { retry_after_seconds: u64 },
     #[error("internal error")]
     Internal,
 }
@@ -70,6 +74,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::LengthRequired => (StatusCode::LENGTH_REQUIRED, "length_required"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -114,6 +119,9 @@ impl Reply for ApiError {
         let mut response = reply::json_reply(&self.body(), status);
         if let ApiError::RateLimited {
             retry_after_seconds,
+        }
+        | ApiError::Busy {
+            retry_after_seconds,
         } = self
         {
             response.headers_mut().insert(
@@ -141,6 +149,21 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %other, "store failure");
                 ApiError::Internal
             }
+        }
+    }
+}
+
+impl From<GateError> for ApiError {
+    fn from(error: GateError) -> Self {
+        // Whole seconds, rounded up: a client retrying on the dot is not refused again.
+        let seconds = |wait: std::time::Duration| wait.as_secs_f64().ceil() as u64;
+        match error {
+            GateError::RateLimited(wait) => ApiError::RateLimited {
+                retry_after_seconds: seconds(wait),
+            },
+            GateError::Busy(wait) => ApiError::Busy {
+                retry_after_seconds: seconds(wait),
+            },
         }
     }
 }
@@ -219,6 +242,13 @@ mod tests {
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::LengthRequired, 411, "length_required"),
             (ApiError::Unavailable, 503, "unavailable"),
+            (
+                ApiError::Busy {
+                    retry_after_seconds: 5,
+                },
+                503,
+                "busy",
+            ),
             (ApiError::Internal, 500, "internal"),
         ];
         for (error, status, code) in cases {

@@ -156,9 +156,9 @@ async fn mark_read(
             .notifications(&visibility, stored, state.bus.published_id(), 0)?;
     let payload = json!({ "up_to": stored, "unread": unread });
     let frame = json!({ "type": "notifications_read", "payload": payload }).to_string();
-    state.bus.notify_user(UserNotice {
-        user_id: caller.user.id,
-        frame: warp::ws::Message::text(frame),
-    });
+    state.bus.notify_user(UserNotice::frame(
+        caller.user.id,
+        warp::ws::Message::text(frame),
+    ));
     Ok(json_reply(&payload, StatusCode::OK))
 }

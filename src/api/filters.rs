@@ -11,6 +11,7 @@ use crate::store::PageCursor;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use warp::Filter;
 
 /// Largest accepted request body (API.md: 64 KiB).
@@ -39,6 +40,12 @@ pub fn json_body() -> impl Filter<Extract = (Option<String>, Bytes), Error = war
     warp::header::optional::<String>("content-type")
         .and(warp::body::content_length_limit(MAX_BODY_BYTES))
         .and(warp::body::bytes())
+}
+
+/// The client address that per-client limits key on: today the TCP peer, as for public
+/// booking. Logins take it from here, so a change of rule (trusted proxies) is made once.
+pub fn client_ip() -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
+    warp::addr::remote().map(|remote: Option<SocketAddr>| remote.map(|addr| addr.ip()))
 }
 
 /// The query string as key → value (later duplicates win).

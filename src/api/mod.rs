@@ -7,6 +7,7 @@
 //! fall through to a sibling route. Request bodies are typed structs, read by [`body`] and
 //! validated into domain values before anything reaches the writer.
 
+mod account;
 mod auth_routes;
 pub mod body;
 mod businesses;
@@ -29,6 +30,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(auth_routes::routes(state.clone()))
         .unify()
         .or(users::routes(state.clone()))
+        .unify()
+        .or(account::routes(state.clone()))
         .unify()
         .or(businesses::routes(state.clone()))
         .unify()

@@ -79,13 +79,14 @@ async fn create(
     state.authenticate(auth).await?.require_admin()?;
     let body: CreateUserBody = body::parse(content_type.as_deref(), &body)?;
     let draft = UserDraft::try_from(body).map_err(ApiError::Validation)?;
-    // argon2 is deliberately slow: keep it off the async threads.
-    let new = tokio::task::spawn_blocking(move || {
-        let password_hash = hash_password(draft.password.expose());
-        draft.into_new_user(password_hash)
-    })
-    .await
-    .map_err(|_| ApiError::Internal)?;
+    // argon2 is deliberately slow and large: one hash per core, off the async threads.
+    let new = state
+        .login
+        .hash(move || {
+            let password_hash = hash_password(draft.password.expose());
+            draft.into_new_user(password_hash)
+        })
+        .await?;
     if state.store.user_by_email(&new.email)?.is_some() {
         return Err(ApiError::Conflict {
             field: Some("email"),
@@ -99,7 +100,11 @@ async fn create(
 /// GET /api/users/
 async fn list(state: AppState, auth: Option<String>) -> Result<Response, ApiError> {
     state.authenticate(auth).await?.require_admin()?;
-    let users: Vec<UserView> = state.store.users()?.iter().map(UserView::from).collect();
+    let mut users = Vec::new();
+    for user in state.store.users()? {
+        let access = state.store.access_state(user.id)?;
+        users.push(UserView::new(&user, access));
+    }
     Ok(json_reply(
         &json!({ "items": users, "count": users.len() }),
         StatusCode::OK,

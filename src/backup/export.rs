@@ -54,6 +54,13 @@ pub fn export<W: Write>(store: &Store, data: &Path, out: W) -> Result<(W, Header
             user: decode("users", &value)?,
         })?;
     }
+    for entry in trees.user_access.iter() {
+        let (key, value) = entry?;
+        writer.record(&Record::UserAccess {
+            user_id: uuid("user_access", &key)?,
+            access: decode("user_access", &value)?,
+        })?;
+    }
     for entry in trees.receipts.iter() {
         let (key, value) = entry?;
         writer.record(&Record::Receipt {

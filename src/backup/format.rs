@@ -11,6 +11,7 @@
 //! is the point of a format that is also our way off the storage engine; the size costs
 //! about twice a binary encoding and compresses well; and it streams, line by line, both ways.
 
+use crate::domain::session::AccessState;
 use crate::domain::{Business, Event, OutboxMail, Reservation, Timestamp, User};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -79,6 +80,13 @@ pub enum Record {
     },
     User {
         user: User,
+    },
+    /// A user's access state: token generation and whether the account is disabled (absent
+    /// for users never revoked or disabled). Refresh tokens are not backed up: a restore signs
+    /// everyone out, and a disabled user stays disabled.
+    UserAccess {
+        user_id: Uuid,
+        access: AccessState,
     },
     /// A read receipt: the user has read everything up to `up_to`.
     Receipt {

@@ -257,7 +257,7 @@ mod tests {
             password_hash: String::new(),
             created_at: Timestamp::now(),
         };
-        let (token, _) = keys.issue(&user);
+        let (token, _) = keys.issue(&user, 0);
         assert_eq!(
             verify_token(&secret, Some(&format!("Bearer {token}"))),
             Err(AuthError::Invalid)

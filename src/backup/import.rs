@@ -51,6 +51,10 @@ impl Importer {
                 t.user_emails
                     .insert(user.email.as_bytes(), user.id.as_bytes())?;
             }
+            Record::UserAccess { user_id, access } => {
+                t.user_access
+                    .insert(user_id.as_bytes(), codec::encode(&access))?;
+            }
             Record::Receipt { user_id, up_to } => {
                 t.receipts.insert(user_id.as_bytes(), &u64_key(up_to))?;
             }

@@ -6,11 +6,13 @@
 
 mod event;
 mod outbox;
+pub mod session;
 mod time;
 pub mod validate;
 
 pub use event::{Event, EventKind};
 pub use outbox::{MailKind, OutboxMail, OutboxStatus};
+pub use session::AccessState;
 pub use time::Timestamp;
 pub use validate::{Email, Password, Subdomain, UserDraft};
 
@@ -64,8 +66,21 @@ pub struct UserView {
     pub email: String,
     pub role: Role,
     pub created_at: Timestamp,
+    /// A disabled user cannot log in (API.md "Sessions that last").
+    pub disabled: bool,
 }
 
+impl UserView {
+    /// The user with its access state (whether it is disabled lives beside the record).
+    pub fn new(user: &User, access: AccessState) -> Self {
+        Self {
+            disabled: access.disabled,
+            ..Self::from(user)
+        }
+    }
+}
+
+/// For a user known to be enabled: just created, or the caller of an authenticated request.
 impl From<&User> for UserView {
     fn from(user: &User) -> Self {
         Self {
@@ -73,6 +88,7 @@ impl From<&User> for UserView {
             email: user.email.clone(),
             role: user.role,
             created_at: user.created_at,
+            disabled: false,
         }
     }
 }

@@ -16,13 +16,16 @@ pub mod mutations;
 mod outbox;
 mod reads;
 pub mod record;
+mod sessions;
 mod trees;
 mod user_cache;
 
 pub use mutations::MailStamp;
+pub use mutations::{AccessChange, SessionApplied, SessionMutation, UserRef};
 pub use mutations::{Applied, Mutation};
 pub use outbox::{OutboxCounts, OutboxScan};
 pub use reads::{Page, PageCursor, Visibility};
+pub use sessions::PruneCandidates;
 pub(crate) use trees::Trees;
 
 use sled::transaction::TransactionError;
@@ -249,7 +252,7 @@ impl Store {
     fn forget_changed_users(&self, mutations: &[Mutation]) {
         if mutations
             .iter()
-            .any(|m| matches!(m, Mutation::CreateUser(_) | Mutation::SetPassword { .. }))
+            .any(|m| matches!(m, Mutation::CreateUser(_) | Mutation::ChangeAccess { .. }))
         {
             self.user_cache.clear();
         }

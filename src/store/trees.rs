@@ -86,6 +86,9 @@ trees! {
         business_events,
         outbox,
         receipts,
+        user_access,
+        refresh_tokens,
+        refresh_families,
     }
     other {
         outbox_sent,
@@ -120,7 +123,7 @@ mod tests {
             .collect();
         names.sort();
         assert!(names.contains(&"outbox_sent".to_string()), "{names:?}");
-        // The 15 trees plus sled's default tree.
-        assert_eq!(names.len(), 16, "{names:?}");
+        // The 18 trees plus sled's default tree.
+        assert_eq!(names.len(), 19, "{names:?}");
     }
 }

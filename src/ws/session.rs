@@ -24,7 +24,7 @@ use super::protocol::{
 use super::pump::{Pump, SocketIo};
 use super::wake::WakeFlag;
 use super::ChannelRequest;
-use crate::bus::{Published, UserNotice};
+use crate::bus::{Notice, Published, UserNotice};
 use crate::domain::EventKind;
 use crate::metrics::Metrics;
 use crate::state::{AppState, Caller};
@@ -69,6 +69,9 @@ impl ConnectParams {
 
 /// Runs one connection to its end.
 pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) {
+    // Before the token is checked: a revocation committed after the check is then always
+    // heard as a notice (one committed before it fails the check).
+    let notices = state.bus.subscribe_notices();
     // Invariant 3: nothing is sent before the close frame of a refused connection.
     let caller = match params
         .token
@@ -96,7 +99,6 @@ pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) 
     // Subscribe before reading the watermark or replaying, or events fall in the gap
     // (DESIGN invariant 2).
     let events = state.bus.subscribe();
-    let notices = state.bus.subscribe_notices();
     // The durable watermark, not the bus's published one: the bus publishes a moment after
     // the writer answers, and an event whose write was already answered 2xx is the past for
     // a socket opened afterwards (replayed on resume, skipped when it arrives live), never news.
@@ -273,13 +275,23 @@ impl Session {
                 {
                     match notice {
                         Some(Ok(notice)) if notice.user_id == self.caller.user.id => {
-                            self.pending.push_back(notice.frame.clone());
+                            match &notice.what {
+                                Notice::Frame(frame) => {
+                                    self.pending.push_back(frame.clone());
+                                    Ok(())
+                                }
+                                Notice::Revoked => self.check_token(),
+                            }
                         }
-                        // Missed notices are not replayed (read receipts are best effort).
-                        Some(Ok(_) | Err(RecvError::Lagged(_))) => {}
-                        Some(Err(RecvError::Closed)) | None => notices_open = false,
+                        Some(Ok(_)) => Ok(()),
+                        // Missed read receipts are not replayed (best effort), but a missed
+                        // revocation must not be: check the token instead.
+                        Some(Err(RecvError::Lagged(_))) => self.check_token(),
+                        Some(Err(RecvError::Closed)) | None => {
+                            notices_open = false;
+                            Ok(())
+                        }
                     }
-                    Ok(())
                 },
                 _ = ping.tick() => {
                     if last_heard.elapsed() >= config.ws_idle_timeout {
@@ -377,6 +389,14 @@ impl Session {
             self.check_still_owner()?;
         }
         Ok(Some(event.frame.clone()))
+    }
+
+    /// A socket whose token was revoked (password changed, user disabled) closes with 4401.
+    fn check_token(&self) -> Result<(), Ending> {
+        if self.state.is_revoked(&self.caller) {
+            return Err(Ending::close(CLOSE_UNAUTHENTICATED, "session revoked"));
+        }
+        Ok(())
     }
 
     /// An owner whose business was handed to someone else loses the channel (invariant 3).

@@ -16,4 +16,5 @@ mod rest_errors;
 mod rest_feed;
 mod rest_reservations;
 mod rest_support;
+mod sessions;
 mod storage;

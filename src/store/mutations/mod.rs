@@ -10,7 +10,8 @@
 //! Layout, one job per file (mini-redis's `cmd/`): this file holds the vocabulary
 //! ([`Mutation`], [`Applied`], the prepared form and the dispatch); `batch` turns a batch into
 //! transactions; `tx` holds what every family shares (counters, event append, mail enqueue);
-//! `users`, `businesses`, `reservations` and `receipts` hold one family of mutations each.
+//! `users`, `businesses`, `reservations`, `receipts` and `sessions` hold one family of
+//! mutations each.
 //! Adding a mutation: a `Mutation` variant, its `Prepared` form and `prepare` arm, its arm in
 //! `Tx::apply`, and a method in its family's file.
 
@@ -18,15 +19,17 @@ mod batch;
 mod businesses;
 mod receipts;
 mod reservations;
+mod sessions;
 mod tx;
 mod users;
 
 use super::trees::Tx;
 use super::StoreError;
 use crate::domain::{
-    Business, BusinessPatch, EventKind, NewBusiness, NewReservation, NewUser, Reservation,
-    ReservationStatus, Timestamp, User,
+    AccessState, Business, BusinessPatch, EventKind, NewBusiness, NewReservation, NewUser,
+    Reservation, ReservationStatus, Timestamp, User,
 };
+pub use sessions::{AccessChange, SessionApplied, SessionMutation, UserRef};
 use tx::TxResult;
 use uuid::Uuid;
 
@@ -34,11 +37,13 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub enum Mutation {
     CreateUser(NewUser),
-    /// A new password hash for the user with this email (`app user password`).
-    SetPassword {
-        email: String,
-        password_hash: String,
+    /// A new password or disabled flag; revokes the user's older tokens.
+    ChangeAccess {
+        who: UserRef,
+        change: AccessChange,
     },
+    /// Refresh-token families: login, refresh, logout, pruning.
+    Session(SessionMutation),
     CreateBusiness(NewBusiness),
     UpdateBusiness {
         id: Uuid,
@@ -71,6 +76,12 @@ pub enum Applied {
     Reservation(Reservation),
     /// The stored read position after a receipt (never moves backwards).
     ReadUpTo(u64),
+    /// A user after a change of access, with the access state now in force.
+    Account {
+        user: User,
+        access: AccessState,
+    },
+    Session(SessionApplied),
 }
 
 /// A stored business with the sequence number that orders listings (its creating event id).
@@ -102,9 +113,15 @@ pub struct MailStamp {
 /// closure that sled runs again does exactly the same thing.
 enum Prepared<'a> {
     CreateUser(User),
-    SetPassword {
-        email: &'a str,
-        password_hash: &'a str,
+    ChangeAccess {
+        who: &'a UserRef,
+        change: &'a AccessChange,
+    },
+    Session {
+        mutation: &'a SessionMutation,
+        /// The id of a family a login starts.
+        family: Uuid,
+        now: Timestamp,
     },
     CreateBusiness(Business),
     UpdateBusiness {
@@ -144,12 +161,11 @@ fn prepare(mutation: &Mutation) -> Prepared<'_> {
             password_hash: new.password_hash.clone(),
             created_at: now,
         }),
-        Mutation::SetPassword {
-            email,
-            password_hash,
-        } => Prepared::SetPassword {
-            email,
-            password_hash,
+        Mutation::ChangeAccess { who, change } => Prepared::ChangeAccess { who, change },
+        Mutation::Session(mutation) => Prepared::Session {
+            mutation,
+            family: Uuid::new_v4(),
+            now,
         },
         Mutation::CreateBusiness(new) => Prepared::CreateBusiness(Business {
             id: Uuid::new_v4(),
@@ -205,10 +221,12 @@ impl Tx<'_> {
     ) -> TxResult<(Applied, Option<u64>)> {
         match mutation {
             Prepared::CreateUser(user) => self.create_user(user),
-            Prepared::SetPassword {
-                email,
-                password_hash,
-            } => self.set_password(email, password_hash),
+            Prepared::ChangeAccess { who, change } => self.change_access(who, change),
+            Prepared::Session {
+                mutation,
+                family,
+                now,
+            } => self.session(mutation, *family, *now),
             Prepared::CreateBusiness(business) => self.create_business(business, stamp, capacity),
             Prepared::UpdateBusiness { id, patch, now } => {
                 self.update_business(*id, patch, *now, capacity)

@@ -1,6 +1,6 @@
-//! User mutations: creating a user and replacing a password (`app user password`).
+//! User mutations: creating a user (a change of password or access is in `sessions`).
 
-use super::tx::{abort, tx_decode, TxResult};
+use super::tx::{abort, TxResult};
 use super::Applied;
 use crate::domain::User;
 use crate::store::keys::u64_key;
@@ -23,23 +23,5 @@ impl Tx<'_> {
         let seen = self.newest_event_id()?;
         self.receipts.insert(user.id.as_bytes(), &u64_key(seen))?;
         Ok((Applied::User(user.clone()), None))
-    }
-
-    /// Replaces the password hash of the user with `email`.
-    pub(super) fn set_password(
-        &self,
-        email: &str,
-        password_hash: &str,
-    ) -> TxResult<(Applied, Option<u64>)> {
-        let Some(id) = self.user_emails.get(email.as_bytes())? else {
-            return abort(StoreError::NotFound("user"));
-        };
-        let Some(bytes) = self.users.get(&id)? else {
-            return abort(StoreError::NotFound("user"));
-        };
-        let mut user: User = tx_decode("users", &bytes)?;
-        user.password_hash = password_hash.to_string();
-        self.users.insert(&id, codec::encode(&user))?;
-        Ok((Applied::User(user), None))
     }
 }
