@@ -9,7 +9,7 @@ mod outbox;
 mod time;
 pub mod validate;
 
-pub use event::{Event, EventKind};
+pub use event::{Audience, Event, EventKind};
 pub use outbox::{MailKind, OutboxMail, OutboxStatus};
 pub use time::Timestamp;
 pub use validate::{Email, Password, Subdomain, UserDraft};
