@@ -89,16 +89,18 @@ impl Bus {
         let _ = self.notices.send(Arc::new(notice));
     }
 
-    /// Starts the watcher thread and the publishing task.
+    /// Starts the watcher thread and the publishing task; the ring holds `capacity` events
+    /// ([`BROADCAST_CAPACITY`] unless a test shrinks it).
     ///
     /// The watcher is registered before this returns, so no event written afterwards is
     /// missed. The publisher stops on `shutdown`.
     pub fn start(
         store: &Store,
         watermark: DurableWatermark,
+        capacity: usize,
         shutdown: CancellationToken,
     ) -> std::io::Result<(Self, tokio::task::JoinHandle<()>)> {
-        let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let (events, _) = broadcast::channel(capacity.max(1));
         let (notices, _) = broadcast::channel(256);
         let start = watermark.get();
         let published = Arc::new(AtomicU64::new(start));

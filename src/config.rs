@@ -4,6 +4,7 @@
 
 use crate::auth::Secret;
 use crate::cli::ServeArgs;
+use crate::client_addr::{CidrError, TrustedProxies};
 use base64::Engine;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -38,6 +39,8 @@ pub enum ConfigError {
     MailFrom(String),
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    #[error("--trusted-proxies: {0}")]
+    TrustedProxies(#[from] CidrError),
 }
 
 /// Everything `app serve` runs with.
@@ -53,6 +56,11 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub event_retention: u64,
     pub booking_rate_per_minute: u32,
+    pub booking_rate_per_business_per_minute: u32,
+    /// `--trusted-proxies`: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Events the bus's ring holds (`--bus-capacity`).
+    pub bus_capacity: usize,
     pub cache_bytes: u64,
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
@@ -97,6 +105,11 @@ impl Config {
                 u64::from(args.booking_rate_per_minute),
                 "--booking-rate-per-minute",
             ),
+            (
+                u64::from(args.booking_rate_per_business_per_minute),
+                "--booking-rate-per-business-per-minute",
+            ),
+            (args.bus_capacity as u64, "--bus-capacity"),
             (args.ws_frames_per_wake as u64, "--ws-frames-per-wake"),
             (u64::from(args.mail_max_attempts), "--mail-max-attempts"),
             (args.ws_ping_interval_ms, "--ws-ping-interval-ms"),
@@ -108,6 +121,8 @@ impl Config {
                 return Err(ConfigError::Zero(name));
             }
         }
+        let trusted_proxies =
+            TrustedProxies::parse(args.trusted_proxies.iter().map(String::as_str))?;
         Ok(Self {
             addr,
             data_dir,
@@ -123,6 +138,9 @@ impl Config {
                 .collect(),
             event_retention: args.event_retention,
             booking_rate_per_minute: args.booking_rate_per_minute,
+            booking_rate_per_business_per_minute: args.booking_rate_per_business_per_minute,
+            trusted_proxies,
+            bus_capacity: args.bus_capacity,
             cache_bytes: args.cache_mb.max(1) * 1024 * 1024,
             admin_email: args.admin_email.clone(),
             admin_password: args.admin_password.clone(),

@@ -12,7 +12,8 @@
 //! drainer subscribe to it (the drainer as a doorbell: it sends the outbox rows the writer
 //! stored with their cause). [`app`] builds every handle, runs the server and owns the
 //! shutdown sequence; [`cli`] and [`config`] turn flags and environment into settings;
-//! [`commands`] are the offline subcommands; [`watch`] and [`bench`] are clients of the
+//! [`client_addr`] says who a request comes from (behind `--trusted-proxies`), for every
+//! limiter; [`commands`] are the offline subcommands; [`watch`] and [`bench`] are clients of the
 //! running server.
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod bench;
 pub mod bus;
 pub mod cli;
+pub mod client_addr;
 pub mod commands;
 pub mod config;
 pub mod domain;

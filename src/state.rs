@@ -15,6 +15,7 @@
 
 use crate::auth::{AuthError, JwtKeys};
 use crate::bus::Bus;
+use crate::client_addr::ClientKey;
 use crate::config::Config;
 use crate::domain::{Audience, Business, EventKind, Role, User};
 use crate::metrics::Metrics;
@@ -33,7 +34,10 @@ pub struct AppState {
     pub keys: Arc<JwtKeys>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
-    pub booking_limiter: Arc<RateLimiter>,
+    /// Public bookings per client address (`api::client_addr`).
+    pub booking_limiter: Arc<RateLimiter<ClientKey>>,
+    /// Public bookings per business, whoever books.
+    pub business_booking_limiter: Arc<RateLimiter<uuid::Uuid>>,
     /// Cancelled on SIGINT/SIGTERM; WebSocket sessions watch it to close with 1001.
     pub shutdown: CancellationToken,
 }

@@ -5,12 +5,15 @@
 //! through to a sibling route (STYLE §3).
 
 use super::error::ApiError;
+use crate::client_addr::ClientKey;
 use crate::domain::validate::FieldErrors;
 use crate::state::{AppState, Caller};
 use crate::store::PageCursor;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use warp::http::HeaderMap;
 use warp::Filter;
 
 /// Largest accepted request body (API.md: 64 KiB).
@@ -39,6 +42,25 @@ pub fn json_body() -> impl Filter<Extract = (Option<String>, Bytes), Error = war
     warp::header::optional::<String>("content-type")
         .and(warp::body::content_length_limit(MAX_BODY_BYTES))
         .and(warp::body::bytes())
+}
+
+/// Who the request comes from, for every limiter: the TCP peer, or behind a trusted proxy
+/// the client it forwarded for (`crate::client_addr`). The one place that reads the peer
+/// address and `X-Forwarded-For`.
+pub fn client_addr(
+    state: &AppState,
+) -> impl Filter<Extract = (ClientKey,), Error = Infallible> + Clone {
+    let trusted = state.config.trusted_proxies.clone();
+    warp::addr::remote()
+        .and(warp::header::headers_cloned())
+        .map(move |peer: Option<SocketAddr>, headers: HeaderMap| {
+            let forwarded: Vec<&str> = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect();
+            trusted.client_key(peer, &forwarded)
+        })
 }
 
 /// The query string as key → value (later duplicates win).

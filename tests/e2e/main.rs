@@ -5,7 +5,9 @@
 mod support;
 
 mod in_process;
+mod isolation;
 mod mail;
+mod public_booking;
 mod realtime;
 mod rest_auth;
 mod rest_businesses;
