@@ -13,6 +13,8 @@ mod businesses;
 pub mod error;
 mod feed;
 pub mod filters;
+#[cfg(test)]
+mod fuzz;
 mod health;
 mod reservations;
 mod users;

@@ -66,7 +66,7 @@ pub struct BookingBody {
 
 impl BookingBody {
     /// The validated booking; `starts_at` must be after `now`.
-    fn validate(self, now: Timestamp) -> Result<NewReservation, FieldErrors> {
+    pub(super) fn validate(self, now: Timestamp) -> Result<NewReservation, FieldErrors> {
         let mut errors = FieldErrors::default();
         let customer_name = self
             .customer_name
