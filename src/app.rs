@@ -121,7 +121,8 @@ impl Application {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let drainer_watermark = watermark.clone();
-        let (bus, publisher) = Bus::start(&store, watermark, shutdown.clone())?;
+        let (bus, publisher) =
+            Bus::start(&store, watermark, config.bus_capacity, shutdown.clone())?;
         let metrics = Arc::new(Metrics::default());
         tracker.spawn(count_events(bus.clone(), metrics.clone(), shutdown.clone()));
         let drainer = Drainer::new(
@@ -154,6 +155,9 @@ impl Application {
             config: config.clone(),
             booking_limiter: Arc::new(RateLimiter::new(config.booking_rate_per_minute)),
             login: Arc::new(LoginGate::new(config.login)?),
+            business_booking_limiter: Arc::new(RateLimiter::new(
+                config.booking_rate_per_business_per_minute,
+            )),
             shutdown,
         };
 

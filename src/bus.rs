@@ -15,7 +15,7 @@
 //! Each event's frame is rendered once (at write time) and wrapped once in a WebSocket
 //! message whose clones share the bytes.
 
-use crate::domain::{Event, EventKind};
+use crate::domain::{Audience, Event, EventKind};
 use crate::store::{codec, Store};
 use crate::writer::DurableWatermark;
 use std::collections::BTreeMap;
@@ -34,6 +34,8 @@ pub struct Published {
     pub id: u64,
     pub kind: EventKind,
     pub business_id: Uuid,
+    /// Who may receive it (fixed at commit; `Caller::may_receive` reads it).
+    pub audience: Audience,
     /// The text frame; cloning it shares the bytes.
     pub frame: warp::ws::Message,
 }
@@ -45,6 +47,7 @@ impl Published {
             id: event.id,
             kind: event.kind,
             business_id: event.business_id,
+            audience: event.audience,
             frame: warp::ws::Message::text(event.frame),
         }
     }
@@ -114,16 +117,18 @@ impl Bus {
         let _ = self.notices.send(Arc::new(notice));
     }
 
-    /// Starts the watcher thread and the publishing task.
+    /// Starts the watcher thread and the publishing task; the ring holds `capacity` events
+    /// ([`BROADCAST_CAPACITY`] unless a test shrinks it).
     ///
     /// The watcher is registered before this returns, so no event written afterwards is
     /// missed. The publisher stops on `shutdown`.
     pub fn start(
         store: &Store,
         watermark: DurableWatermark,
+        capacity: usize,
         shutdown: CancellationToken,
     ) -> std::io::Result<(Self, tokio::task::JoinHandle<()>)> {
-        let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let (events, _) = broadcast::channel(capacity.max(1));
         let (notices, _) = broadcast::channel(256);
         let start = watermark.get();
         let published = Arc::new(AtomicU64::new(start));

@@ -144,6 +144,17 @@ pub struct ServeArgs {
     #[arg(long)]
     pub accept_data_loss: bool,
     /// Database page cache, in MiB.
+    /// Public bookings allowed per business per minute, on top of the per-address limit.
+    #[arg(
+        long,
+        env = "APP_BOOKING_RATE_PER_BUSINESS_PER_MINUTE",
+        default_value_t = 60
+    )]
+    pub booking_rate_per_business_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated CIDRs, e.g.
+    /// `127.0.0.1/32,10.0.0.0/8`); default none: the TCP peer is the client.
+    #[arg(long, env = "APP_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     #[arg(long, env = "APP_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
     /// Email of the super admin created on first run.
@@ -212,6 +223,10 @@ pub struct ServeArgs {
     /// How often the mail drainer looks for due rows without a wake-up, in milliseconds.
     #[arg(long, default_value_t = 5_000, hide = true)]
     pub mail_poll_interval_ms: u64,
+    /// Published events the bus keeps for subscribers; one further behind catches up from
+    /// the store (tests shrink it to exercise that path).
+    #[arg(long, default_value_t = crate::bus::BROADCAST_CAPACITY, hide = true)]
+    pub bus_capacity: usize,
 }
 
 /// `app user …`.

@@ -4,6 +4,7 @@
 
 use crate::auth::Secret;
 use crate::cli::ServeArgs;
+use crate::client_addr::{CidrError, TrustedProxies};
 use crate::login_gate::GateLimits;
 use base64::Engine;
 use std::io::Write;
@@ -46,6 +47,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("--trusted-proxies: {0}")]
+    TrustedProxies(#[from] CidrError),
 }
 
 /// Everything `app serve` runs with.
@@ -65,6 +68,11 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub event_retention: u64,
     pub booking_rate_per_minute: u32,
+    pub booking_rate_per_business_per_minute: u32,
+    /// `--trusted-proxies`: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Events the bus's ring holds (`--bus-capacity`).
+    pub bus_capacity: usize,
     pub cache_bytes: u64,
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
@@ -142,6 +150,11 @@ impl Config {
                 u64::from(args.booking_rate_per_minute),
                 "--booking-rate-per-minute",
             ),
+            (
+                u64::from(args.booking_rate_per_business_per_minute),
+                "--booking-rate-per-business-per-minute",
+            ),
+            (args.bus_capacity as u64, "--bus-capacity"),
             (args.ws_frames_per_wake as u64, "--ws-frames-per-wake"),
             (u64::from(args.mail_max_attempts), "--mail-max-attempts"),
             (args.ws_ping_interval_ms, "--ws-ping-interval-ms"),
@@ -158,6 +171,8 @@ impl Config {
                 return Err(ConfigError::Zero(name));
             }
         }
+        let trusted_proxies =
+            TrustedProxies::parse(args.trusted_proxies.iter().map(String::as_str))?;
         Ok(Self {
             addr,
             data_dir,
@@ -183,6 +198,9 @@ impl Config {
                 .collect(),
             event_retention: args.event_retention,
             booking_rate_per_minute: args.booking_rate_per_minute,
+            booking_rate_per_business_per_minute: args.booking_rate_per_business_per_minute,
+            trusted_proxies,
+            bus_capacity: args.bus_capacity,
             cache_bytes: args.cache_mb.max(1) * 1024 * 1024,
             admin_email: args.admin_email.clone(),
             admin_password: args.admin_password.clone(),

@@ -12,7 +12,8 @@
 //! drainer subscribe to it (the drainer as a doorbell: it sends the outbox rows the writer
 //! stored with their cause). [`app`] builds every handle, runs the server and owns the
 //! shutdown sequence, serving through our own accept loop in [`server`]; [`cli`] and [`config`] turn flags and environment into settings;
-//! [`commands`] are the offline subcommands; [`backup`] holds `app backup`, `app restore`
+//! [`client_addr`] says who a request comes from (behind `--trusted-proxies`), for every
+//! limiter; [`commands`] are the offline subcommands; [`backup`] holds `app backup`, `app restore`
 //! and `app check`; [`watch`] is a client of the running server. The load generator is not
 //! here: it is the `app-bench` binary of the workspace member in `bench/`.
 
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod backup;
 pub mod bus;
 pub mod cli;
+pub mod client_addr;
 pub mod commands;
 pub mod config;
 pub mod domain;

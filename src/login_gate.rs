@@ -20,9 +20,9 @@
 //! of any real flood; should it be reached, new accounts go untracked (logged) rather than
 //! the table growing.
 
+use crate::client_addr::ClientKey;
 use crate::rate_limit::RateLimiter;
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,7 +50,7 @@ pub enum GateError {
 
 /// The limits and the hashing queue of logins (and of anything else that hashes passwords).
 pub struct LoginGate {
-    per_address: RateLimiter,
+    per_address: RateLimiter<ClientKey>,
     accounts: Mutex<HashMap<String, VecDeque<Instant>>>,
     max_failures: usize,
     hashing: Semaphore,
@@ -98,7 +98,7 @@ impl LoginGate {
     }
 
     /// Counts an attempt from `client` on `account`; refuses it when either limit is reached.
-    pub fn admit(&self, client: Option<IpAddr>, account: &str) -> Result<(), GateError> {
+    pub fn admit(&self, client: ClientKey, account: &str) -> Result<(), GateError> {
         self.admit_at(client, account, Instant::now())
     }
 
@@ -139,17 +139,10 @@ impl LoginGate {
         result
     }
 
-    fn admit_at(
-        &self,
-        client: Option<IpAddr>,
-        account: &str,
-        now: Instant,
-    ) -> Result<(), GateError> {
-        if let Some(client) = client {
-            self.per_address
-                .check_at(client, now)
-                .map_err(GateError::RateLimited)?;
-        }
+    fn admit_at(&self, client: ClientKey, account: &str, now: Instant) -> Result<(), GateError> {
+        self.per_address
+            .check_at(client, now)
+            .map_err(GateError::RateLimited)?;
         let accounts = self.lock();
         if let Some(failures) = accounts.get(key(account)) {
             let recent = failures
@@ -232,8 +225,8 @@ mod tests {
         .unwrap()
     }
 
-    fn ip(text: &str) -> Option<IpAddr> {
-        Some(text.parse().unwrap())
+    fn ip(text: &str) -> ClientKey {
+        ClientKey::of(text.parse().unwrap())
     }
 
     #[test]
@@ -254,7 +247,7 @@ mod tests {
         // Other accounts are not.
         assert_eq!(gate.admit_at(ip("10.0.0.1"), "b@x", at), Ok(()));
         // Once the first failure is 15 minutes old, one more try is allowed.
-        assert_eq!(gate.admit_at(None, "a@x", t0 + FAILURE_WINDOW), Ok(()));
+        assert_eq!(gate.admit_at(ClientKey::Unknown, "a@x", t0 + FAILURE_WINDOW), Ok(()));
     }
 
     #[test]
@@ -264,7 +257,7 @@ mod tests {
         gate.failed_at("a@x", t0);
         gate.succeeded("a@x");
         gate.failed_at("a@x", t0);
-        assert_eq!(gate.admit_at(None, "a@x", t0), Ok(()));
+        assert_eq!(gate.admit_at(ClientKey::Unknown, "a@x", t0), Ok(()));
     }
 
     #[test]

@@ -1,20 +1,21 @@
-//! A per-client-address token bucket for the public booking endpoint.
+//! A token bucket per key — a client address (`crate::client_addr::ClientKey`) or a
+//! business — for the public booking endpoint.
 //!
 //! Memory is bounded: buckets that have refilled completely carry no information and are
 //! swept, so the table holds only clients active within the last minute.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How many buckets trigger a sweep of idle ones.
 const SWEEP_AT: usize = 10_000;
 
-/// Allows `per_minute` requests per client address, in bursts of up to `per_minute`.
-pub struct RateLimiter {
+/// Allows `per_minute` requests per key, in bursts of up to `per_minute`.
+pub struct RateLimiter<K> {
     per_minute: u32,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 #[derive(Clone, Copy)]
@@ -23,8 +24,8 @@ struct Bucket {
     updated: Instant,
 }
 
-impl RateLimiter {
-    /// A limiter allowing `per_minute` requests per address per minute.
+impl<K: Hash + Eq> RateLimiter<K> {
+    /// A limiter allowing `per_minute` requests per key per minute.
     pub fn new(per_minute: u32) -> Self {
         Self {
             per_minute: per_minute.max(1),
@@ -33,11 +34,11 @@ impl RateLimiter {
     }
 
     /// Takes one token for `client`; `Err(wait)` says how long until one is available.
-    pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
+    pub fn check(&self, client: K) -> Result<(), Duration> {
         self.check_at(client, Instant::now())
     }
 
-    pub(crate) fn check_at(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn check_at(&self, client: K, now: Instant) -> Result<(), Duration> {
         let capacity = f64::from(self.per_minute);
         let per_second = capacity / 60.0;
         let mut buckets = self.buckets.lock().expect("rate limiter lock poisoned");
@@ -67,10 +68,11 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     #[test]
     fn allows_the_rate_then_refuses_with_a_wait() {
-        let limiter = RateLimiter::new(3);
+        let limiter = RateLimiter::<IpAddr>::new(3);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let t0 = Instant::now();
         for _ in 0..3 {

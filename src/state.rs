@@ -2,15 +2,22 @@
 //! session may touch), [`Caller`] (an authenticated user) and token authentication.
 //!
 //! Both the REST routes (`api`) and the WebSocket sessions (`ws`) depend on this module and on
-//! nothing of each other. The ownership rule of DESIGN invariant 3 — a super admin sees every
-//! business, an owner only those whose `owner_email` is theirs — lives here once, in
-//! [`Caller::owner_scope`], and every path asks it through [`Caller::may_see`] or
-//! [`AppState::visibility`].
+//! nothing of each other. The ownership rules of DESIGN invariant 3 live here once:
+//! - for things as they are now (a business, its reservations, opening its channel): a super
+//!   admin sees every business, an owner those whose `owner_email` is theirs
+//!   ([`Caller::may_see`]);
+//! - for events, whichever path carries them — live, replayed on resume, caught up after
+//!   lagging, or listed over REST: an owner receives an event only if they owned its business
+//!   when it was committed, as its [`Audience`] recorded then ([`Caller::may_receive`]; the
+//!   store's listings apply the same test through [`AppState::visibility`]). So an owner whose
+//!   business moves away gets that `business_updated` (or `business_deleted`) and nothing of
+//!   the business after it, and the new owner nothing from before.
 
 use crate::auth::{AuthError, JwtKeys};
 use crate::bus::Bus;
+use crate::client_addr::ClientKey;
 use crate::config::Config;
-use crate::domain::{Business, Role, User};
+use crate::domain::{Audience, Business, EventKind, Role, User};
 use crate::login_gate::LoginGate;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
@@ -28,9 +35,12 @@ pub struct AppState {
     pub keys: Arc<JwtKeys>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
-    pub booking_limiter: Arc<RateLimiter>,
     /// Login limits and the password-hashing queue.
     pub login: Arc<LoginGate>,
+    /// Public bookings per client address (`api::client_addr`).
+    pub booking_limiter: Arc<RateLimiter<ClientKey>>,
+    /// Public bookings per business, whoever books.
+    pub business_booking_limiter: Arc<RateLimiter<uuid::Uuid>>,
     /// Cancelled on SIGINT/SIGTERM; WebSocket sessions watch it to close with 1001.
     pub shutdown: CancellationToken,
 }
@@ -57,10 +67,24 @@ impl Caller {
         (!self.is_admin()).then_some(self.user.email.as_str())
     }
 
-    /// Whether the caller may see `business` and everything that happens to it.
+    /// Whether the caller may see `business` as it is now (and open its channel).
     pub fn may_see(&self, business: &Business) -> bool {
         self.owner_scope()
             .is_none_or(|email| business.owner_email == email)
+    }
+
+    /// Whether the caller may receive an event committed for `audience`: every path that
+    /// hands an owner an event asks this (DESIGN invariant 3).
+    pub fn may_receive(&self, audience: &Audience) -> bool {
+        self.owner_scope()
+            .is_none_or(|email| audience.includes(email))
+    }
+
+    /// Whether the caller still may follow the business after an event of `kind` for
+    /// `audience` about it: false once it moved to someone else or was deleted.
+    pub fn keeps_business_after(&self, kind: EventKind, audience: &Audience) -> bool {
+        self.owner_scope()
+            .is_none_or(|email| audience.owner_after(kind) == Some(email))
     }
 }
 
@@ -120,7 +144,7 @@ impl AppState {
     pub fn visibility(&self, caller: &Caller) -> Result<Visibility, StoreError> {
         Ok(match caller.owner_scope() {
             None => Visibility::All,
-            Some(email) => Visibility::Businesses(self.store.owned_business_ids(email)?),
+            Some(email) => Visibility::Audience(email.to_string()),
         })
     }
 }
@@ -171,6 +195,27 @@ mod tests {
         assert!(admin.may_see(&business("other@example.com")));
         assert!(admin.may_see(&business("admin@example.com")));
         assert_eq!(admin.owner_scope(), None);
+    }
+
+    /// DESIGN invariant 3 for events: the owner at commit, not the owner now.
+    #[test]
+    fn an_owner_receives_the_events_committed_while_they_owned_the_business() {
+        let old = caller("old@example.com", Role::BusinessOwner);
+        let new = caller("new@example.com", Role::BusinessOwner);
+        let admin = caller("admin@example.com", Role::SuperAdmin);
+        let before = Audience::owner("old@example.com");
+        let the_move = Audience::moved("old@example.com", "new@example.com");
+        let after = Audience::owner("new@example.com");
+        assert!(old.may_receive(&before) && !new.may_receive(&before));
+        assert!(old.may_receive(&the_move) && new.may_receive(&the_move));
+        assert!(!old.may_receive(&after) && new.may_receive(&after));
+        assert!(admin.may_receive(&Audience::default()));
+        assert!(!old.may_receive(&Audience::default()));
+        let updated = EventKind::BusinessUpdated;
+        assert!(!old.keeps_business_after(updated, &the_move));
+        assert!(new.keeps_business_after(updated, &the_move));
+        assert!(!new.keeps_business_after(EventKind::BusinessDeleted, &after));
+        assert!(admin.keeps_business_after(EventKind::BusinessDeleted, &after));
     }
 
     #[test]

@@ -12,9 +12,10 @@
 
 use super::body::{self, Field, MUST_BE_A_STRING};
 use super::error::{respond, ApiError};
-use super::filters::{bearer, client_ip, json_body, with_state};
+use super::filters::{bearer, client_addr, json_body, with_state};
 use crate::auth::{hash_password, verify_password};
 use crate::bus::UserNotice;
+use crate::client_addr::ClientKey;
 use crate::domain::validate::FieldErrors;
 use crate::domain::{Password, UserView};
 use crate::reply::json_reply;
@@ -22,7 +23,6 @@ use crate::state::AppState;
 use crate::store::{AccessChange, UserRef};
 use bytes::Bytes;
 use serde::Deserialize;
-use std::net::IpAddr;
 use uuid::Uuid;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -35,7 +35,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path::end())
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(client_ip())
+        .and(client_addr(&state))
         .and(bearer())
         .and(json_body())
         .then(change_password);
@@ -68,7 +68,7 @@ pub struct UserPatchBody {
 /// POST /api/users/me/password/
 async fn change_password(
     state: AppState,
-    client: Option<IpAddr>,
+    client: ClientKey,
     auth: Option<String>,
     content_type: Option<String>,
     body: Bytes,

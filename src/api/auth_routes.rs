@@ -7,8 +7,9 @@
 
 use super::body::{self, Field, MUST_BE_A_STRING};
 use super::error::{respond, ApiError};
-use super::filters::{client_ip, json_body, with_state};
+use super::filters::{client_addr, json_body, with_state};
 use crate::auth::{verify_password, AuthError};
+use crate::client_addr::ClientKey;
 use crate::domain::session::{hash_refresh_token, new_refresh_token};
 use crate::domain::validate::FieldErrors;
 use crate::domain::{AccessState, User};
@@ -18,7 +19,6 @@ use crate::store::{SessionApplied, StoreError};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
-use std::net::IpAddr;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Reply;
@@ -31,7 +31,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path::end())
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(client_ip())
+        .and(client_addr(&state))
         .and(json_body())
         .then(issue_token);
     let refresh = warp::path!("api" / "auth" / "refresh")
@@ -84,7 +84,7 @@ impl RefreshBody {
 /// POST /api/auth/token/
 async fn issue_token(
     state: AppState,
-    client: Option<IpAddr>,
+    client: ClientKey,
     content_type: Option<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {

@@ -265,14 +265,14 @@ mod tests {
     use super::*;
 
     fn patch(json: &str) -> Result<BusinessPatch, Vec<(&'static str, String)>> {
-        let body: BusinessPatchBody =
-            body::parse(None, json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"));
+        let body: BusinessPatchBody = body::parse(Some("application/json"), json.as_bytes())
+            .unwrap_or_else(|e| panic!("{json}: {e}"));
         BusinessPatch::try_from(body).map_err(|errors| errors.0)
     }
 
     fn create(json: &str) -> Result<NewBusiness, Vec<(&'static str, String)>> {
-        let body: CreateBusinessBody =
-            body::parse(None, json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"));
+        let body: CreateBusinessBody = body::parse(Some("application/json"), json.as_bytes())
+            .unwrap_or_else(|e| panic!("{json}: {e}"));
         NewBusiness::try_from(body).map_err(|errors| errors.0)
     }
 

@@ -5,13 +5,15 @@
 //! through to a sibling route (STYLE §3).
 
 use super::error::ApiError;
+use crate::client_addr::ClientKey;
 use crate::domain::validate::FieldErrors;
 use crate::state::{AppState, Caller};
 use crate::store::PageCursor;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use warp::http::HeaderMap;
 use warp::Filter;
 
 /// Largest accepted request body (API.md: 64 KiB).
@@ -42,10 +44,23 @@ pub fn json_body() -> impl Filter<Extract = (Option<String>, Bytes), Error = war
         .and(warp::body::bytes())
 }
 
-/// The client address that per-client limits key on: today the TCP peer, as for public
-/// booking. Logins take it from here, so a change of rule (trusted proxies) is made once.
-pub fn client_ip() -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
-    warp::addr::remote().map(|remote: Option<SocketAddr>| remote.map(|addr| addr.ip()))
+/// Who the request comes from, for every limiter: the TCP peer, or behind a trusted proxy
+/// the client it forwarded for (`crate::client_addr`). The one place that reads the peer
+/// address and `X-Forwarded-For`.
+pub fn client_addr(
+    state: &AppState,
+) -> impl Filter<Extract = (ClientKey,), Error = Infallible> + Clone {
+    let trusted = state.config.trusted_proxies.clone();
+    crate::server::peer_addr()
+        .and(warp::header::headers_cloned())
+        .map(move |peer: Option<SocketAddr>, headers: HeaderMap| {
+            let forwarded: Vec<&str> = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect();
+            trusted.client_key(peer, &forwarded)
+        })
 }
 
 /// The query string as key → value (later duplicates win).

@@ -14,6 +14,8 @@ mod businesses;
 pub mod error;
 mod feed;
 pub mod filters;
+#[cfg(test)]
+mod fuzz;
 mod health;
 mod ids;
 mod reservations;

@@ -1,10 +1,12 @@
-//! `/api/businesses/{id}/reservations/`: public booking (rate limited per client address),
+//! `/api/businesses/{id}/reservations/`: public booking (rate limited per client address and
+//! per business),
 //! listing and cancelling (super admin or the business's owner).
 
 use super::body::{self, Field, MUST_BE_A_STRING};
 use super::businesses::visible_business;
 use super::error::{respond, ApiError};
-use super::filters::{bearer, json_body, page_params, query, with_state};
+use super::filters::{bearer, client_addr, json_body, page_params, query, with_state};
+use crate::client_addr::ClientKey;
 use crate::domain::validate::{self, FieldErrors, MAX_TEXT_CHARS};
 use crate::domain::{Email, NewReservation, Timestamp};
 use crate::reply::json_reply;
@@ -13,7 +15,6 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use uuid::Uuid;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -27,7 +28,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let book = collection
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(crate::server::peer_addr())
+        .and(client_addr(&state))
         .and(json_body())
         .then(book);
     let list = collection
@@ -65,7 +66,7 @@ pub struct BookingBody {
 
 impl BookingBody {
     /// The validated booking; `starts_at` must be after `now`.
-    fn validate(self, now: Timestamp) -> Result<NewReservation, FieldErrors> {
+    pub(super) fn validate(self, now: Timestamp) -> Result<NewReservation, FieldErrors> {
         let mut errors = FieldErrors::default();
         let customer_name = self
             .customer_name
@@ -101,16 +102,21 @@ impl BookingBody {
 async fn book(
     business_id: Uuid,
     state: AppState,
-    client: Option<SocketAddr>,
+    client: ClientKey,
     content_type: Option<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if let Some(client) = client {
-        if let Err(wait) = state.booking_limiter.check(client.ip()) {
-            return Err(ApiError::RateLimited {
-                retry_after_seconds: wait.as_secs_f64().ceil() as u64,
-            });
-        }
+    // Per address first, so one address that is refused does not use up the business's
+    // allowance; the business's own limit bounds what many addresses together can book (and
+    // the mail each booking queues).
+    let limited = state
+        .booking_limiter
+        .check(client)
+        .and_then(|()| state.business_booking_limiter.check(business_id));
+    if let Err(wait) = limited {
+        return Err(ApiError::RateLimited {
+            retry_after_seconds: wait.as_secs_f64().ceil().max(1.0) as u64,
+        });
     }
     let body: BookingBody = body::parse(content_type.as_deref(), &body)?;
     let new = body

@@ -2,6 +2,10 @@
 //!
 //! The frame a socket receives is rendered once, when the event is written, and stored with
 //! it: replay from the store and live delivery send the very same bytes.
+//!
+//! Each event also carries its [`Audience`]: the owner(s) of its business when it was
+//! committed. Who may receive an event is decided from that alone, on every path (live,
+//! replay, catch-up, REST lists), never from who owns the business later (DESIGN invariant 3).
 
 use super::{Business, Reservation, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -70,6 +74,45 @@ struct ReservationPayload<'a> {
     message: &'a str,
 }
 
+/// The owners who may receive an event, fixed when it is committed: the owner of its business
+/// then — for a `business_updated` that moves the business, the former owner first and the
+/// new one last; for a `business_deleted`, the owner at deletion. Super admins receive every
+/// event whatever it says. An empty audience (an event from before audiences were stored,
+/// whose business is gone) is for super admins only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Audience(Vec<String>);
+
+impl Audience {
+    /// An audience of one owner.
+    pub fn owner(email: &str) -> Self {
+        Self(vec![email.to_string()])
+    }
+
+    /// The audience of a business moved from `former` to `owner` (either order of equal
+    /// emails gives one entry); the current owner stays last.
+    pub fn moved(former: &str, owner: &str) -> Self {
+        if former == owner {
+            Self::owner(owner)
+        } else {
+            Self(vec![former.to_string(), owner.to_string()])
+        }
+    }
+
+    /// Whether `email` is in it (exact comparison of the whole, lower-cased email).
+    pub fn includes(&self, email: &str) -> bool {
+        self.0.iter().any(|member| member == email)
+    }
+
+    /// The owner of the business once the event is committed, if the event leaves it one.
+    pub fn owner_after(&self, kind: EventKind) -> Option<&str> {
+        match kind {
+            EventKind::BusinessDeleted => None,
+            _ => self.0.last().map(String::as_str),
+        }
+    }
+}
+
 /// One entry of the event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -82,10 +125,14 @@ pub struct Event {
     pub timestamp: Timestamp,
     /// The JSON text frame sent to sockets, rendered once at write time.
     pub frame: String,
+    /// Who may receive it (last field: `EventHead` reads the first ones of the stored form).
+    pub audience: Audience,
 }
 
 impl Event {
-    /// An event about a business (created, updated, deleted).
+    /// An event about a business (created, updated, deleted), for its owner. A
+    /// `business_updated` that moves the business adds the former owner with
+    /// [`Event::moved_from`].
     pub fn for_business(id: u64, kind: EventKind, business: &Business, now: Timestamp) -> Self {
         let message = match kind {
             EventKind::BusinessCreated => format!("New business '{}' created", business.name),
@@ -96,7 +143,15 @@ impl Event {
             business,
             message: &message,
         };
-        Self::render(id, kind, business.id, payload, now)
+        Self::render(id, kind, business, payload, now)
+    }
+
+    /// The same event, for `former` (the owner before this change) too.
+    pub fn moved_from(mut self, former: &str) -> Self {
+        if let Some(owner) = self.audience.owner_after(self.kind).map(str::to_string) {
+            self.audience = Audience::moved(former, &owner);
+        }
+        self
     }
 
     /// An event about a reservation (created, cancelled) at `business`.
@@ -122,7 +177,7 @@ impl Event {
             business_id: business.id,
             message: &message,
         };
-        Self::render(id, kind, business.id, payload, now)
+        Self::render(id, kind, business, payload, now)
     }
 
     /// Renders the frame straight from typed parts: the writer renders one per event, and a
@@ -130,7 +185,7 @@ impl Event {
     fn render(
         id: u64,
         kind: EventKind,
-        business_id: Uuid,
+        business: &Business,
         payload: impl Serialize,
         now: Timestamp,
     ) -> Self {
@@ -144,9 +199,10 @@ impl Event {
         Self {
             id,
             kind,
-            business_id,
+            business_id: business.id,
             timestamp: now,
             frame,
+            audience: Audience::owner(&business.owner_email),
         }
     }
 
@@ -224,6 +280,33 @@ mod tests {
         );
         assert_eq!(frame["payload"].as_object().unwrap().len(), 3);
         assert_eq!(frame.as_object().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn invariant_3_an_event_is_for_the_owner_at_commit_and_a_move_names_both() {
+        let now = Timestamp::from_micros(0);
+        let business = Business {
+            id: Uuid::nil(),
+            name: "S".into(),
+            subdomain: "s".into(),
+            owner_email: "new@example.com".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        let created = Event::for_business(1, EventKind::BusinessCreated, &business, now);
+        assert!(created.audience.includes("new@example.com"));
+        assert!(!created.audience.includes("old@example.com"));
+        let moved = Event::for_business(2, EventKind::BusinessUpdated, &business, now)
+            .moved_from("old@example.com");
+        assert!(moved.audience.includes("old@example.com"));
+        assert_eq!(
+            moved.audience.owner_after(moved.kind),
+            Some("new@example.com")
+        );
+        let deleted = Event::for_business(3, EventKind::BusinessDeleted, &business, now);
+        assert!(deleted.audience.includes("new@example.com"));
+        assert_eq!(deleted.audience.owner_after(deleted.kind), None);
+        assert!(!Audience::default().includes(""));
     }
 
     #[test]

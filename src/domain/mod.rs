@@ -10,7 +10,7 @@ pub mod session;
 mod time;
 pub mod validate;
 
-pub use event::{Event, EventKind};
+pub use event::{Audience, Event, EventKind};
 pub use outbox::{MailKind, OutboxMail, OutboxStatus};
 pub use session::AccessState;
 pub use time::Timestamp;

@@ -36,7 +36,12 @@ use std::path::Path;
 ///
 /// - 1: the activity log was a tree of its own, a copy of the newest 50 events.
 /// - 2: the activity log is read from the `events` tree, which keeps at least 50 events.
-pub const SCHEMA_VERSION: u64 = 2;
+/// - 3: every stored event ends with its audience (the owner emails that may receive it,
+///   fixed at commit). Events written before have none recorded; the migration gives each
+///   the current owner of its business, or an empty audience (super admins only) when the
+///   business is gone — the only owner it can name, and never one who did not own it then
+///   unless the business moved since, which version 2 did not record.
+pub const SCHEMA_VERSION: u64 = 3;
 /// How many entries the activity log shows (the design's "last 50"): the newest 50 events.
 pub const ACTIVITY_LIMIT: u64 = 50;
 
@@ -139,7 +144,7 @@ impl Store {
                 other => StoreError::Unavailable(other),
             })?;
         let trees = Trees::open(&db)?;
-        let epoch = Self::init_meta(&db, &trees.meta)?;
+        let epoch = Self::init_meta(&db, &trees)?;
         db.flush()?;
         let retention = retention.max(1);
         let store = Self {
@@ -156,7 +161,8 @@ impl Store {
 
     /// Writes the schema version and epoch on first open; checks them afterwards, migrating
     /// a store written by an older build.
-    fn init_meta(db: &sled::Db, meta: &sled::Tree) -> Result<String, StoreError> {
+    fn init_meta(db: &sled::Db, trees: &Trees) -> Result<String, StoreError> {
+        let meta = &trees.meta;
         match meta.get(meta_keys::SCHEMA_VERSION)? {
             Some(bytes) => {
                 let found: u64 = decode("meta", &bytes)?;
@@ -164,7 +170,7 @@ impl Store {
                     return Err(StoreError::TooNew { found });
                 }
                 if found < SCHEMA_VERSION {
-                    Self::migrate(db, found)?;
+                    Self::migrate(db, trees, found)?;
                     meta.insert(meta_keys::SCHEMA_VERSION, codec::encode(&SCHEMA_VERSION))?;
                 }
             }
@@ -182,11 +188,45 @@ impl Store {
 
     /// Brings a store of schema version `from` to [`SCHEMA_VERSION`]. Each step may run again
     /// if the process dies before the new version is written, so each is idempotent.
-    fn migrate(db: &sled::Db, from: u64) -> Result<(), StoreError> {
+    fn migrate(db: &sled::Db, trees: &Trees, from: u64) -> Result<(), StoreError> {
         if from < 2 {
             // 1 → 2: the activity tree was a copy of the newest 50 events, which the events
             // tree holds too; the activity log is now read from there.
             db.drop_tree("activity")?;
+        }
+        if from < 3 {
+            Self::give_old_events_an_audience(trees)?;
+        }
+        Ok(())
+    }
+
+    /// 2 → 3: rewrites each event stored without an audience (see [`SCHEMA_VERSION`]). An
+    /// event already in the new layout is left alone, so a migration cut short runs again.
+    fn give_old_events_an_audience(trees: &Trees) -> Result<(), StoreError> {
+        use crate::domain::{Audience, Event};
+        for entry in trees.events.iter() {
+            let (key, value) = entry?;
+            // The new layout only adds a trailing field: an old record is too short for it.
+            if codec::decode::<Event>(&value).is_ok() {
+                continue;
+            }
+            let old: mutations::EventV2 = decode("events", &value)?;
+            let audience = match trees.businesses.get(old.business_id.as_bytes())? {
+                Some(bytes) => {
+                    let record: mutations::BusinessRecord = decode("businesses", &bytes)?;
+                    Audience::owner(&record.business.owner_email)
+                }
+                None => Audience::default(),
+            };
+            let event = Event {
+                id: old.id,
+                kind: old.kind,
+                business_id: old.business_id,
+                timestamp: old.timestamp,
+                frame: old.frame,
+                audience,
+            };
+            trees.events.insert(key, codec::encode(&event))?;
         }
         Ok(())
     }
@@ -337,6 +377,58 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_store_gives_its_events_the_current_owner_or_admins_only() {
+        use crate::domain::{Audience, Event, EventKind, Timestamp};
+        /// An event as version 2 stored it: no audience.
+        #[derive(serde::Serialize)]
+        struct Old<'a> {
+            id: u64,
+            kind: EventKind,
+            business_id: uuid::Uuid,
+            timestamp: Timestamp,
+            frame: &'a str,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let kept = {
+            let store = Store::open(&path, 1 << 20, 100).unwrap();
+            create_businesses(&store, 1);
+            let kept = store.business_by_subdomain("s0").unwrap().unwrap();
+            let gone = uuid::Uuid::new_v4();
+            for (id, business_id) in [(1, kept.id), (2, gone)] {
+                let old = Old {
+                    id,
+                    kind: EventKind::BusinessCreated,
+                    business_id,
+                    timestamp: Timestamp::from_micros(0),
+                    frame: "{}",
+                };
+                store
+                    .trees
+                    .events
+                    .insert(keys::u64_key(id), codec::encode(&old))
+                    .unwrap();
+            }
+            store
+                .trees
+                .meta
+                .insert(meta_keys::SCHEMA_VERSION, codec::encode(&2u64))
+                .unwrap();
+            store.flush().unwrap();
+            kept
+        };
+        for _ in 0..2 {
+            // The second open finds nothing left to migrate.
+            let store = Store::open(&path, 1 << 20, 100).unwrap();
+            let first: Event = store.event(1).unwrap().unwrap();
+            assert_eq!(first.audience, Audience::owner(&kept.owner_email));
+            assert_eq!(first.frame, "{}");
+            let second: Event = store.event(2).unwrap().unwrap();
+            assert_eq!(second.audience, Audience::default(), "its business is gone");
+        }
+    }
+
+    #[test]
     fn a_store_from_a_newer_build_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
@@ -373,8 +465,7 @@ mod tests {
         assert_eq!(ids(&replay), [56, 57, 58, 59, 60]);
         let (unread, items) = store.notifications(&all, 0, newest, 50).unwrap();
         assert_eq!((unread, ids(&items)), (5, vec![60, 59, 58, 57, 56]));
-        let owner = store.owned_business_ids("owner@example.com").unwrap();
-        let mine = Visibility::Businesses(owner);
+        let mine = Visibility::Audience("owner@example.com".into());
         let (unread, items) = store.notifications(&mine, 0, newest, 50).unwrap();
         assert_eq!((unread, ids(&items)), (5, vec![60, 59, 58, 57, 56]));
         let (unread, _) = store.notifications(&mine, 58, newest, 50).unwrap();

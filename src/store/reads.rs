@@ -45,8 +45,23 @@ impl PageCursor {
 pub enum Visibility {
     /// Every event (super admin, dashboard channel).
     All,
-    /// Only these businesses' events (an owner's businesses, or one business channel).
+    /// Only these businesses' events (one business channel; who of its followers may
+    /// receive each event is the session's check).
     Businesses(Vec<Uuid>),
+    /// Only the events whose audience includes this owner email: what an owner receives
+    /// (the rule of `Caller::may_receive`, DESIGN invariant 3).
+    Audience(String),
+}
+
+impl Visibility {
+    /// Whether `event` is in view.
+    fn allows(&self, event: &Event) -> bool {
+        match self {
+            Visibility::All => true,
+            Visibility::Businesses(ids) => ids.contains(&event.business_id),
+            Visibility::Audience(email) => event.audience.includes(email),
+        }
+    }
 }
 
 impl Store {
@@ -303,13 +318,16 @@ impl Store {
             return Ok(events);
         }
         match visibility {
-            Visibility::All => {
+            Visibility::All | Visibility::Audience(_) => {
                 for entry in self.trees.events.range(u64_key(after + 1)..=u64_key(up_to)) {
                     if events.len() == limit {
                         break;
                     }
                     let (_, value) = entry?;
-                    events.push(decode("events", &value)?);
+                    let event: Event = decode("events", &value)?;
+                    if visibility.allows(&event) {
+                        events.push(event);
+                    }
                 }
             }
             Visibility::Businesses(ids) => {
@@ -354,11 +372,7 @@ impl Store {
         {
             let (_, value) = entry?;
             let event: Event = decode("events", &value)?;
-            let visible = match visibility {
-                Visibility::All => true,
-                Visibility::Businesses(ids) => ids.contains(&event.business_id),
-            };
-            if visible && kind.is_none_or(|k| k == event.kind) {
+            if visibility.allows(&event) && kind.is_none_or(|k| k == event.kind) {
                 items.push(event);
             }
         }
@@ -388,6 +402,36 @@ impl Store {
                 for entry in self.trees.events.range(retained).rev().take(limit) {
                     let (_, value) = entry?;
                     items.push(decode("events", &value)?);
+                }
+                Ok((unread, items))
+            }
+            Visibility::Audience(_) => {
+                // The audience is in each event, so this reads the retained window (bounded
+                // by `--event-retention`) rather than an index.
+                let mut unread = 0;
+                let mut items = Vec::new();
+                if oldest > up_to {
+                    return Ok((unread, items));
+                }
+                for entry in self
+                    .trees
+                    .events
+                    .range(u64_key(oldest)..=u64_key(up_to))
+                    .rev()
+                {
+                    let (_, value) = entry?;
+                    let event: Event = decode("events", &value)?;
+                    if !visibility.allows(&event) {
+                        continue;
+                    }
+                    let is_unread = event.id > read_up_to;
+                    if !is_unread && items.len() == limit {
+                        break;
+                    }
+                    unread += u64::from(is_unread);
+                    if items.len() < limit {
+                        items.push(event);
+                    }
                 }
                 Ok((unread, items))
             }

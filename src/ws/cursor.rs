@@ -233,6 +233,7 @@ mod tests {
             business_id: Uuid::nil(),
             timestamp: Timestamp::from_micros(0),
             frame: id.to_string(),
+            audience: Default::default(),
         }
     }
 

@@ -52,6 +52,15 @@ impl Ending {
         }
     }
 
+    /// Close with `code` and `reason` once the frames already decided on have gone out:
+    /// an owner whose business moved away gets that event, then 4403 (DESIGN invariant 3).
+    pub fn after_pending(code: u16, reason: &'static str) -> Self {
+        Self {
+            close: Some((code, reason)),
+            drain: true,
+        }
+    }
+
     /// The peer took nothing for the send timeout: 4008, and it resumes from the store.
     pub fn slow_consumer() -> Self {
         Self::close(
@@ -75,8 +84,9 @@ pub async fn refuse(socket: &mut WebSocket, code: u16, reason: &'static str) {
     .await;
 }
 
-/// Carries out `ending`: what tungstenite already holds goes out first, then (on shutdown)
-/// the frames the session had decided on, then the close frame.
+/// Carries out `ending`: what tungstenite already holds goes out first, then (on shutdown, or
+/// an ending after pending frames) the frames the session had decided on, then the close
+/// frame.
 pub async fn close(
     socket: &mut WebSocket,
     pending: VecDeque<Message>,

@@ -334,4 +334,51 @@ mod tests {
             assert_eq!(got, expected, "{input}");
         }
     }
+
+    /// Client frames as an attacker writes them: arbitrary text, or JSON objects with
+    /// arbitrary `type` and `token` values.
+    fn client_frame() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let json_ish = (
+            proptest::option::of(prop_oneof![
+                Just(json!("ping")),
+                Just(json!("auth")),
+                ".{0,80}".prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+            ]),
+            proptest::option::of(prop_oneof![
+                ".{0,200}".prop_map(Value::from),
+                any::<bool>().prop_map(Value::from),
+                Just(Value::Null),
+            ]),
+        )
+            .prop_map(|(kind, token)| {
+                let mut object = serde_json::Map::new();
+                object.extend(kind.map(|kind| ("type".to_string(), kind)));
+                object.extend(token.map(|token| ("token".to_string(), token)));
+                Value::Object(object).to_string()
+            });
+        prop_oneof![".{0,300}", json_ish]
+    }
+
+    proptest::proptest! {
+        /// DESIGN invariant 5: every client frame is understood or answered with a typed
+        /// `error` frame (the session stays open); none panics. Runs proptest's default 256
+        /// cases; `PROPTEST_CASES` raises it.
+        #[test]
+        fn invariant_5_any_client_frame_is_a_message_or_a_typed_error(text in client_frame()) {
+            let reply = match parse_client_message(&text) {
+                Ok(ClientMessage::Ping | ClientMessage::Auth { .. }) => return Ok(()),
+                Err(ClientMessageError::Bad(reason)) => error_frame(ErrorCode::BadMessage, &reason),
+                Err(ClientMessageError::UnknownType(reason)) => {
+                    // At most 64 characters of the type are echoed, each escaped to 10 at most.
+                    proptest::prop_assert!(reason.len() <= 32 + 64 * 10, "a bounded echo");
+                    error_frame(ErrorCode::UnknownType, &reason)
+                }
+            };
+            let frame: Value = serde_json::from_str(reply.to_str().expect("text frame"))
+                .expect("error frames are JSON");
+            proptest::prop_assert_eq!(&frame["type"], "error");
+        }
+    }
 }

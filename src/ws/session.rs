@@ -25,7 +25,7 @@ use super::pump::{Pump, SocketIo};
 use super::wake::WakeFlag;
 use super::ChannelRequest;
 use crate::bus::{Notice, Published, UserNotice};
-use crate::domain::EventKind;
+use crate::domain::{Audience, EventKind};
 use crate::metrics::Metrics;
 use crate::state::{AppState, Caller};
 use crate::store::Visibility;
@@ -155,6 +155,16 @@ fn authorize(
             }
         }
     }
+}
+
+/// What a channel does with one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Not for this channel or this caller.
+    Skip,
+    Send,
+    /// Send it, then close with 4403: it ends the caller's access to the business.
+    SendThenClose,
 }
 
 struct Session {
@@ -322,7 +332,13 @@ impl Session {
                 return Ok(Some(frame));
             }
             match self.cursor.next_replay() {
-                Replay::Send(event) => return Ok(Some(Message::text(event.frame))),
+                Replay::Send(event) => {
+                    let route = self.route(event.business_id, event.kind, &event.audience);
+                    if let Some(frame) = self.deliver(route, Message::text(event.frame))? {
+                        return Ok(Some(frame));
+                    }
+                    continue;
+                }
                 Replay::Read(read) => {
                     self.refill(read)?;
                     continue;
@@ -381,14 +397,8 @@ impl Session {
             // Already replayed, or coming from the store with the ids missing before it.
             Offer::Duplicate | Offer::Refill => return Ok(None),
         }
-        let visible = self.business.is_none_or(|id| id == event.business_id);
-        if !visible {
-            return Ok(None);
-        }
-        if event.kind == EventKind::BusinessUpdated && !self.caller.is_admin() {
-            self.check_still_owner()?;
-        }
-        Ok(Some(event.frame.clone()))
+        let route = self.route(event.business_id, event.kind, &event.audience);
+        self.deliver(route, event.frame.clone())
     }
 
     /// A socket whose token was revoked (password changed, user disabled) closes with 4401.
@@ -399,14 +409,55 @@ impl Session {
         Ok(())
     }
 
-    /// An owner whose business was handed to someone else loses the channel (invariant 3).
-    fn check_still_owner(&self) -> Result<(), Ending> {
-        let Some(id) = self.business else {
-            return Ok(());
+    /// What this channel does with an event, live or replayed alike: the one ownership
+    /// rule, `Caller::may_receive`, decides (DESIGN invariant 3). Events it skips still
+    /// moved the cursor, so ids stay gap-free within what it may see (invariant 2).
+    fn route(&self, business_id: Uuid, kind: EventKind, audience: &Audience) -> Route {
+        if self.business.is_some_and(|id| id != business_id) || !self.caller.may_receive(audience) {
+            return Route::Skip;
+        }
+        // The business moved to someone else, or was deleted: this event is the last —
+        // unless (a replay of an old move) it has come back to the caller since, in which
+        // case the events in between are skipped above and the channel goes on.
+        let ends_access = self.business.is_some()
+            && matches!(
+                kind,
+                EventKind::BusinessUpdated | EventKind::BusinessDeleted
+            )
+            && !self.caller.keeps_business_after(kind, audience)
+            && self.still_allowed().is_err();
+        if ends_access {
+            Route::SendThenClose
+        } else {
+            Route::Send
+        }
+    }
+
+    /// Carries out `route` for `frame`: the frame to write now, if any.
+    fn deliver(&mut self, route: Route, frame: Message) -> Result<Option<Message>, Ending> {
+        match route {
+            Route::Skip => Ok(None),
+            Route::Send => Ok(Some(frame)),
+            Route::SendThenClose => {
+                self.pending.push_back(frame);
+                Err(Ending::after_pending(
+                    CLOSE_FORBIDDEN,
+                    "no longer your business",
+                ))
+            }
+        }
+    }
+
+    /// Whether the (possibly renewed) caller may still follow this channel: `auth` re-checks
+    /// it, since the business may have moved since the socket opened.
+    fn still_allowed(&self) -> Result<(), Ending> {
+        let request = match self.business {
+            Some(id) => ChannelRequest::Business(id.to_string()),
+            None => ChannelRequest::Dashboard,
         };
-        match self.state.store.business(id) {
-            Ok(Some(b)) if self.caller.may_see(&b) => Ok(()),
-            _ => Err(Ending::close(CLOSE_FORBIDDEN, "no longer your business")),
+        match authorize(&self.state, &self.caller, &request) {
+            Ok(_) => Ok(()),
+            Err((code, reason)) => Err(Ending::close(code, reason)),
         }
     }
 
@@ -421,6 +472,7 @@ impl Session {
             Action::Reply(reply) => self.pending.push_back(reply),
             Action::Renewed { caller, reply } => {
                 self.caller = caller;
+                self.still_allowed()?;
                 expiry.as_mut().reset(client::expiry_instant(&self.caller));
                 self.pending.push_back(reply);
             }

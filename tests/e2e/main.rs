@@ -6,7 +6,9 @@ mod support;
 
 mod hostile;
 mod in_process;
+mod isolation;
 mod mail;
+mod public_booking;
 mod realtime;
 mod rest_auth;
 mod rest_businesses;

@@ -193,6 +193,15 @@ async fn every_json_endpoint_refuses_malformed_json_and_wrong_content_types() {
             "unsupported_media_type",
             &format!("{method} {path}: text/plain"),
         );
+        // No Content-Type at all: what a cross-site "simple" request may send without a
+        // preflight (issue 11: the public booking used to accept it).
+        let answer = admin.raw(method, path, None, b"{}".to_vec()).await;
+        assert_error(
+            &answer,
+            415,
+            "unsupported_media_type",
+            &format!("{method} {path}: no content type"),
+        );
         let answer = fresh(&admin)
             .raw(method, path, JSON, vec![b' '; 64 * 1024 + 1])
             .await;

@@ -86,8 +86,10 @@ impl Tx<'_> {
         }
         self.put_business(&record)?;
         let event_id = self.take_event_id()?;
+        // Both owners may receive the move itself; only the new one what follows it.
         let event =
-            Event::for_business(event_id, EventKind::BusinessUpdated, &record.business, now);
+            Event::for_business(event_id, EventKind::BusinessUpdated, &record.business, now)
+                .moved_from(&old_owner);
         self.append_event(&event, capacity)?;
         Ok((Applied::Business(record.business), Some(event_id)))
     }

@@ -101,6 +101,17 @@ pub(crate) struct EventHead {
     pub business_id: Uuid,
 }
 
+/// A stored event as schema version 2 wrote it, before events carried their audience; read
+/// only by the migration to version 3.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct EventV2 {
+    pub id: u64,
+    pub kind: EventKind,
+    pub business_id: Uuid,
+    pub timestamp: Timestamp,
+    pub frame: String,
+}
+
 /// What stamps outbox rows: the epoch and mail domain make Message-IDs unique per store.
 #[derive(Debug, Clone)]
 pub struct MailStamp {
