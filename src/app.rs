@@ -11,10 +11,12 @@ use crate::auth::{hash_password, JwtKeys};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::domain::{Role, UserDraft};
+use crate::health::StoreHealth;
 use crate::mail::drainer::{self, Drainer};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
+use crate::recovery::Recovery;
 use crate::state::AppState;
 use crate::store::record::{self, Admission};
 use crate::store::{MailStamp, Store};
@@ -51,7 +53,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(addr = %app.addr, data = %app.state.config.data_dir.display(), "serving");
     tokio::spawn(crate::shutdown::on_signal(signals, app.shutdown_token()));
-    app.run_until_stopped().await
+    let recovery = app.recovery.clone();
+    tokio::spawn(crate::recovery::watch(
+        recovery.clone(),
+        app.state.config.data_dir.clone(),
+        app.shutdown_token(),
+    ));
+    app.run_until_stopped().await?;
+    if recovery.reexec_requested() {
+        return Err(recovery.reexec());
+    }
+    Ok(())
 }
 
 /// A server with every handle built, every background task running and its address bound;
@@ -64,6 +76,8 @@ pub struct Application {
     writer_thread: std::thread::JoinHandle<()>,
     publisher: JoinHandle<()>,
     first_run_password: Option<String>,
+    /// The store's health, and the re-exec that leaves the degraded state.
+    recovery: Arc<Recovery>,
 }
 
 impl Application {
@@ -105,15 +119,18 @@ impl Application {
             epoch: store.epoch().to_string(),
             domain: config.mail_domain(),
         };
-        let (writer, watermark, writer_thread) = Writer::start(store.clone(), stamp)?;
+        let metrics = Arc::new(Metrics::default());
+        let health = StoreHealth::new(metrics.clone());
+        let recovery = Recovery::new(health.clone());
+        let (writer, watermark, writer_thread) =
+            Writer::start(store.clone(), stamp, health.clone())?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let drainer_watermark = watermark.clone();
         let (bus, publisher) = Bus::start(&store, watermark, shutdown.clone())?;
-        let metrics = Arc::new(Metrics::default());
         tracker.spawn(count_events(bus.clone(), metrics.clone(), shutdown.clone()));
         let drainer = Drainer::new(
-            store.clone(),
+            (store.clone(), writer.clone(), health.clone()),
             mailer,
             drainer_watermark,
             metrics.clone(),
@@ -134,14 +151,13 @@ impl Application {
             bus,
             keys: Arc::new(JwtKeys::new(&config.secret, config.token_ttl_seconds)),
             metrics,
+            health,
             config: config.clone(),
             booking_limiter: Arc::new(RateLimiter::new(config.booking_rate_per_minute)),
             shutdown,
         };
 
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .with_context(|| format!("binding {}", config.addr))?;
+        let listener = recovery.listener(config.addr).await?;
         let addr = listener.local_addr()?;
         Ok(Self {
             state,
@@ -151,6 +167,7 @@ impl Application {
             writer_thread,
             publisher,
             first_run_password,
+            recovery,
         })
     }
 

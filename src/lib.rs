@@ -13,7 +13,8 @@
 //! stored with their cause). [`app`] builds every handle, runs the server and owns the
 //! shutdown sequence; [`cli`] and [`config`] turn flags and environment into settings;
 //! [`commands`] are the offline subcommands; [`backup`] holds `app backup`, `app restore`
-//! and `app check`; [`watch`] is a client of the running server. The load generator is not
+//! and `app check`; [`health`] knows whether the store can be written and [`recovery`]
+//! re-executes the server once it can again; [`watch`] is a client of the running server. The load generator is not
 //! here: it is the `app-bench` binary of the workspace member in `bench/`.
 
 pub mod api;
@@ -25,9 +26,11 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod health;
 pub mod mail;
 pub mod metrics;
 pub mod rate_limit;
+pub mod recovery;
 pub mod reply;
 pub mod routes;
 pub mod shutdown;

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub outbox_retries_total: AtomicU64,
     /// HTTP requests answered.
     pub http_requests_total: AtomicU64,
+    /// Store operations the disk refused (flushes, transactions, outbox updates).
+    pub store_errors_total: AtomicU64,
 }
 
 impl Metrics {
@@ -90,6 +92,11 @@ impl Metrics {
                 "app_http_requests_total",
                 "HTTP requests answered.",
                 &self.http_requests_total,
+            ),
+            (
+                "app_store_errors_total",
+                "Store operations the disk refused.",
+                &self.store_errors_total,
             ),
         ];
         for (name, help, value) in counters {

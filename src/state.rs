@@ -11,6 +11,7 @@ use crate::auth::{AuthError, JwtKeys};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::domain::{Business, Role, User};
+use crate::health::StoreHealth;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::store::{Store, StoreError, Visibility};
@@ -26,6 +27,8 @@ pub struct AppState {
     pub bus: Bus,
     pub keys: Arc<JwtKeys>,
     pub metrics: Arc<Metrics>,
+    /// Whether the store can be written (`/healthz`, and the writer's refusals).
+    pub health: Arc<StoreHealth>,
     pub config: Arc<Config>,
     pub booking_limiter: Arc<RateLimiter>,
     /// Cancelled on SIGINT/SIGTERM; WebSocket sessions watch it to close with 1001.
@@ -90,6 +93,21 @@ impl AppState {
             user,
             expires_at: claims.exp,
         })
+    }
+
+    /// Runs a store read that can be long (a listing, a count, a walk of the log) on the
+    /// blocking pool, so the async workers keep serving requests and sockets meanwhile.
+    ///
+    /// # Errors
+    /// The read's own error; `Closed` when the blocking pool is shutting down.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || read(&store))
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     /// Whose events the caller's notifications and activity include.

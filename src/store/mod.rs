@@ -6,7 +6,8 @@
 //! - [`mutations`]: every write, which the single writer (`crate::writer`) applies a batch at
 //!   a time, normally as one sled transaction (one file per family of mutations);
 //! - `reads`: typed reads and paged listings; `outbox`: the mail queue as the drainer sees
-//!   it; `user_cache`: users as authentication reads them;
+//!   it; `purge`: removing a deleted business's reservations in chunks; `user_cache`: users
+//!   as authentication reads them;
 //! - `keys`: key layouts; [`codec`]: record encoding (the only place bincode appears);
 //! - [`record`]: the outside record (`<data>/state.json`) that tells a damaged store apart.
 
@@ -14,6 +15,7 @@ pub mod codec;
 pub(crate) mod keys;
 pub mod mutations;
 mod outbox;
+mod purge;
 mod reads;
 pub mod record;
 mod trees;
@@ -33,7 +35,10 @@ use std::path::Path;
 ///
 /// - 1: the activity log was a tree of its own, a copy of the newest 50 events.
 /// - 2: the activity log is read from the `events` tree, which keeps at least 50 events.
-pub const SCHEMA_VERSION: u64 = 2;
+/// - 3: pending outbox rows are indexed by due time in `outbox_due` (failed rows are not), so
+///   the drainer's scan reads what is due, not the whole queue; a deleted business's
+///   reservations are removed in chunks after the delete (`purges`).
+pub const SCHEMA_VERSION: u64 = 3;
 /// How many entries the activity log shows (the design's "last 50"): the newest 50 events.
 pub const ACTIVITY_LIMIT: u64 = 50;
 
@@ -71,6 +76,20 @@ pub enum StoreError {
     /// every caller of the batch with this, sharing the one cause.
     #[error("could not flush the store to disk: {0}")]
     Flush(#[source] std::sync::Arc<sled::Error>),
+    /// The store is degraded (`crate::health`): the change was refused before it was applied.
+    #[error("the store cannot be written: {0}")]
+    NotWritable(String),
+}
+
+impl StoreError {
+    /// Whether this is the disk refusing (as opposed to a rule, a missing thing, a bug in a
+    /// record or a shutdown): what `crate::health` counts and degrades on.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Flush(_) | StoreError::Unavailable(sled::Error::Io(_))
+        )
+    }
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -184,6 +203,19 @@ impl Store {
             // 1 → 2: the activity tree was a copy of the newest 50 events, which the events
             // tree holds too; the activity log is now read from there.
             db.drop_tree("activity")?;
+        }
+        if from < 3 {
+            // 2 → 3: index the pending rows by due time. Inserting a key twice is harmless,
+            // and nothing else writes before the migration ends.
+            let outbox = db.open_tree("outbox")?;
+            let due = db.open_tree("outbox_due")?;
+            for entry in outbox.iter() {
+                let (_, bytes) = entry?;
+                let row: crate::domain::OutboxMail = decode("outbox", &bytes)?;
+                if row.status == crate::domain::OutboxStatus::Pending {
+                    due.insert(keys::due_key(row.next_attempt_at, row.id), &[])?;
+                }
+            }
         }
         Ok(())
     }
@@ -331,6 +363,31 @@ mod tests {
             store.activity(&Visibility::All, None, 60).unwrap().len(),
             50
         );
+    }
+
+    #[test]
+    fn a_version_2_store_gets_its_pending_mails_indexed_by_due_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            // A version 2 store: outbox rows, no due index.
+            let store = Store::open(&path, 1 << 20, 100).unwrap();
+            create_businesses(&store, 3);
+            store.trees.outbox_due.clear().unwrap();
+            store
+                .trees
+                .meta
+                .insert(meta_keys::SCHEMA_VERSION, codec::encode(&2u64))
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(&path, 1 << 20, 100).unwrap();
+        let scan = store
+            .scan_outbox(crate::domain::Timestamp::now(), 3, 10)
+            .unwrap();
+        let ids: Vec<u64> = scan.due.iter().map(|row| row.id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(store.pending_mail_count().unwrap(), 3);
     }
 
     #[test]

@@ -85,7 +85,9 @@ trees! {
         events,
         business_events,
         outbox,
+        outbox_due,
         receipts,
+        purges,
     }
     other {
         outbox_sent,
@@ -120,7 +122,7 @@ mod tests {
             .collect();
         names.sort();
         assert!(names.contains(&"outbox_sent".to_string()), "{names:?}");
-        // The 15 trees plus sled's default tree.
-        assert_eq!(names.len(), 16, "{names:?}");
+        // The 17 trees plus sled's default tree.
+        assert_eq!(names.len(), 18, "{names:?}");
     }
 }

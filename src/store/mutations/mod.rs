@@ -10,12 +10,14 @@
 //! Layout, one job per file (mini-redis's `cmd/`): this file holds the vocabulary
 //! ([`Mutation`], [`Applied`], the prepared form and the dispatch); `batch` turns a batch into
 //! transactions; `tx` holds what every family shares (counters, event append, mail enqueue);
-//! `users`, `businesses`, `reservations` and `receipts` hold one family of mutations each.
+//! `users`, `businesses`, `reservations`, `receipts` and `outbox` hold one family of
+//! mutations each.
 //! Adding a mutation: a `Mutation` variant, its `Prepared` form and `prepare` arm, its arm in
 //! `Tx::apply`, and a method in its family's file.
 
 mod batch;
 mod businesses;
+mod outbox;
 mod receipts;
 mod reservations;
 mod tx;
@@ -24,8 +26,8 @@ mod users;
 use super::trees::Tx;
 use super::StoreError;
 use crate::domain::{
-    Business, BusinessPatch, EventKind, NewBusiness, NewReservation, NewUser, Reservation,
-    ReservationStatus, Timestamp, User,
+    Business, BusinessPatch, EventKind, NewBusiness, NewReservation, NewUser, OutboxMail,
+    Reservation, ReservationStatus, Timestamp, User,
 };
 use tx::TxResult;
 use uuid::Uuid;
@@ -60,6 +62,12 @@ pub enum Mutation {
         user_id: Uuid,
         up_to: u64,
     },
+    /// The mail drainer claims outbox rows before handing them to SMTP: each pending row's
+    /// next attempt moves to its time here, durably, so no failure after the send can bring
+    /// it back before then.
+    ClaimMails {
+        claims: Vec<(u64, Timestamp)>,
+    },
 }
 
 /// What a mutation produced.
@@ -71,6 +79,8 @@ pub enum Applied {
     Reservation(Reservation),
     /// The stored read position after a receipt (never moves backwards).
     ReadUpTo(u64),
+    /// The outbox rows claimed, as they now are (rows no longer pending are left out).
+    Claimed(Vec<OutboxMail>),
 }
 
 /// A stored business with the sequence number that orders listings (its creating event id).
@@ -97,8 +107,7 @@ pub struct MailStamp {
     pub domain: String,
 }
 
-/// A mutation with every choice made before its transaction — new ids, the clock, the
-/// reservations a delete removes — so that applying it depends on the trees alone and a
+/// A mutation with every choice made before its transaction — new ids, the clock — so that applying it depends on the trees alone and a
 /// closure that sled runs again does exactly the same thing.
 enum Prepared<'a> {
     CreateUser(User),
@@ -115,8 +124,6 @@ enum Prepared<'a> {
     DeleteBusiness {
         id: Uuid,
         now: Timestamp,
-        reservation_keys: Vec<sled::IVec>,
-        reservation_ids: Vec<Uuid>,
     },
     CreateReservation(Reservation),
     CancelReservation {
@@ -128,12 +135,13 @@ enum Prepared<'a> {
         user_id: Uuid,
         up_to: u64,
     },
+    ClaimMails(&'a [(u64, Timestamp)]),
 }
 
 /// One mutation's result: what it produced and the id of the event it appended, if any.
 pub type Outcome = Result<(Applied, Option<u64>), StoreError>;
 
-/// Decides everything a mutation other than a delete needs before its transaction.
+/// Decides everything a mutation needs before its transaction.
 fn prepare(mutation: &Mutation) -> Prepared<'_> {
     let now = Timestamp::now();
     match mutation {
@@ -164,9 +172,7 @@ fn prepare(mutation: &Mutation) -> Prepared<'_> {
             patch,
             now,
         },
-        Mutation::DeleteBusiness { .. } => {
-            unreachable!("deletes are prepared by Store::prepare_delete")
-        }
+        Mutation::DeleteBusiness { id } => Prepared::DeleteBusiness { id: *id, now },
         Mutation::CreateReservation { business_id, new } => {
             Prepared::CreateReservation(Reservation {
                 id: Uuid::new_v4(),
@@ -191,6 +197,7 @@ fn prepare(mutation: &Mutation) -> Prepared<'_> {
             user_id: *user_id,
             up_to: *up_to,
         },
+        Mutation::ClaimMails { claims } => Prepared::ClaimMails(claims),
     }
 }
 
@@ -213,12 +220,7 @@ impl Tx<'_> {
             Prepared::UpdateBusiness { id, patch, now } => {
                 self.update_business(*id, patch, *now, capacity)
             }
-            Prepared::DeleteBusiness {
-                id,
-                now,
-                reservation_keys,
-                reservation_ids,
-            } => self.delete_business(*id, *now, reservation_keys, reservation_ids, capacity),
+            Prepared::DeleteBusiness { id, now } => self.delete_business(*id, *now, capacity),
             Prepared::CreateReservation(reservation) => {
                 self.create_reservation(reservation, stamp, capacity)
             }
@@ -228,6 +230,7 @@ impl Tx<'_> {
                 now,
             } => self.cancel_reservation(*business_id, *reservation_id, *now, stamp, capacity),
             Prepared::MarkRead { user_id, up_to } => self.mark_read(*user_id, *up_to),
+            Prepared::ClaimMails(claims) => self.claim_mails(claims),
         }
     }
 }
