@@ -4,6 +4,7 @@
 
 mod support;
 
+mod disk_full;
 mod in_process;
 mod mail;
 mod realtime;
