@@ -12,11 +12,13 @@ use crate::auth::{hash_password, JwtKeys};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::domain::{Role, UserDraft};
+use crate::health::StoreHealth;
 use crate::login_gate::LoginGate;
 use crate::mail::drainer::{self, Drainer};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
+use crate::recovery::Recovery;
 use crate::server::host::HostPolicy;
 use crate::server::{listener, EdgeSettings, Timeouts};
 use crate::state::AppState;
@@ -62,7 +64,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(addr = %app.addr, data = %app.state.config.data_dir.display(), "serving");
     tokio::spawn(crate::shutdown::on_signal(signals, app.shutdown_token()));
-    app.run_until_stopped().await
+    let recovery = app.recovery.clone();
+    tokio::spawn(crate::recovery::watch(
+        recovery.clone(),
+        app.state.config.data_dir.clone(),
+        app.shutdown_token(),
+    ));
+    app.run_until_stopped().await?;
+    if recovery.reexec_requested() {
+        return Err(recovery.reexec());
+    }
+    Ok(())
 }
 
 /// A server with every handle built, every background task running and its address bound;
@@ -76,6 +88,8 @@ pub struct Application {
     writer_thread: std::thread::JoinHandle<()>,
     publisher: JoinHandle<()>,
     first_run_password: Option<String>,
+    /// The store's health, and the re-exec that leaves the degraded state.
+    recovery: Arc<Recovery>,
 }
 
 impl Application {
@@ -117,16 +131,19 @@ impl Application {
             epoch: store.epoch().to_string(),
             domain: config.mail_domain(),
         };
-        let (writer, watermark, writer_thread) = Writer::start(store.clone(), stamp)?;
+        let metrics = Arc::new(Metrics::default());
+        let health = StoreHealth::new(metrics.clone());
+        let recovery = Recovery::new(health.clone());
+        let (writer, watermark, writer_thread) =
+            Writer::start(store.clone(), stamp, health.clone())?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let drainer_watermark = watermark.clone();
         let (bus, publisher) =
             Bus::start(&store, watermark, config.bus_capacity, shutdown.clone())?;
-        let metrics = Arc::new(Metrics::default());
         tracker.spawn(count_events(bus.clone(), metrics.clone(), shutdown.clone()));
         let drainer = Drainer::new(
-            store.clone(),
+            (store.clone(), writer.clone(), health.clone()),
             mailer,
             drainer_watermark,
             metrics.clone(),
@@ -152,6 +169,7 @@ impl Application {
             bus,
             keys: Arc::new(JwtKeys::new(&config.secret, config.token_ttl_seconds)),
             metrics,
+            health,
             config: config.clone(),
             booking_limiter: Arc::new(RateLimiter::new(config.booking_rate_per_minute)),
             login: Arc::new(LoginGate::new(config.login)?),
@@ -162,8 +180,7 @@ impl Application {
         };
 
         let edge = edge_settings(&config);
-        let listener =
-            listener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
+        let listener = recovery.listener(config.addr).await?;
         let addr = listener.local_addr()?;
         Ok(Self {
             state,
@@ -174,6 +191,7 @@ impl Application {
             writer_thread,
             publisher,
             first_run_password,
+            recovery,
         })
     }
 

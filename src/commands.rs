@@ -96,7 +96,8 @@ fn with_offline_writer<T>(
         epoch: store.epoch().to_string(),
         domain: "localhost".into(),
     };
-    let (writer, _, thread) = Writer::start(store, stamp)?;
+    let health = crate::health::StoreHealth::new(Default::default());
+    let (writer, _, thread) = Writer::start(store, stamp, health)?;
     let result = apply(&writer);
     drop(writer);
     let _ = thread.join();

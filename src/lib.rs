@@ -13,7 +13,8 @@
 //! stored with their cause). [`app`] builds every handle, runs the server and owns the
 //! shutdown sequence, serving through our own accept loop in [`server`]; [`cli`] and [`config`] turn flags and environment into settings;
 //! [`client_addr`] says who a request comes from (behind `--trusted-proxies`), for every
-//! limiter; [`commands`] are the offline subcommands; [`backup`] holds `app backup`, `app restore`
+//! limiter; [`health`] knows whether the store can be written and [`recovery`]
+//! re-executes the server once it can again; [`commands`] are the offline subcommands; [`backup`] holds `app backup`, `app restore`
 //! and `app check`; [`watch`] is a client of the running server. The load generator is not
 //! here: it is the `app-bench` binary of the workspace member in `bench/`.
 
@@ -27,10 +28,12 @@ pub mod client_addr;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod health;
 pub mod login_gate;
 pub mod mail;
 pub mod metrics;
 pub mod rate_limit;
+pub mod recovery;
 pub mod reply;
 pub mod routes;
 pub mod server;

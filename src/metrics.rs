@@ -28,6 +28,8 @@ pub struct Metrics {
     pub http_requests_total: AtomicU64,
     /// Connections closed at once because `--max-connections` were open.
     pub connections_refused_total: AtomicU64,
+    /// Store operations the disk refused (flushes, transactions, outbox updates).
+    pub store_errors_total: AtomicU64,
 }
 
 impl Metrics {
@@ -97,6 +99,11 @@ impl Metrics {
                 "app_connections_refused_total",
                 "Connections closed at once because --max-connections were open.",
                 &self.connections_refused_total,
+            ),
+            (
+                "app_store_errors_total",
+                "Store operations the disk refused.",
+                &self.store_errors_total,
             ),
         ];
         for (name, help, value) in counters {

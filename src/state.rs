@@ -18,6 +18,7 @@ use crate::bus::Bus;
 use crate::client_addr::ClientKey;
 use crate::config::Config;
 use crate::domain::{Audience, Business, EventKind, Role, User};
+use crate::health::StoreHealth;
 use crate::login_gate::LoginGate;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub bus: Bus,
     pub keys: Arc<JwtKeys>,
     pub metrics: Arc<Metrics>,
+    /// Whether the store can be written (`/healthz`, and the writer's refusals).
+    pub health: Arc<StoreHealth>,
     pub config: Arc<Config>,
     /// Login limits and the password-hashing queue.
     pub login: Arc<LoginGate>,
@@ -138,6 +141,21 @@ impl AppState {
                 true
             }
         }
+    }
+
+    /// Runs a store read that can be long (a listing, a count, a walk of the log) on the
+    /// blocking pool, so the async workers keep serving requests and sockets meanwhile.
+    ///
+    /// # Errors
+    /// The read's own error; `Closed` when the blocking pool is shutting down.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || read(&store))
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     /// Whose events the caller's notifications and activity include.

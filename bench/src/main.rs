@@ -9,6 +9,7 @@
 //! standard suite (`app-bench suite`) is what `scripts/bench.sh` runs and `docs/bench.md`
 //! shows; `--smoke` is the same suite at a size CI can afford, with no target judged.
 
+mod big_delete;
 mod http;
 mod load;
 mod procfs;
@@ -99,6 +100,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
     },
+    /// Delete a business with N reservations while M sockets are open: the longest wait of
+    /// any other request or socket meanwhile (the server needs a high
+    /// --booking-rate-per-minute to book them).
+    BigDelete {
+        #[arg(long, default_value_t = 100_000)]
+        reservations: u64,
+        #[arg(long, default_value_t = 1_000)]
+        sockets: usize,
+        /// Seconds to watch the others after the delete is sent.
+        #[arg(long, default_value_t = 10.0)]
+        window_secs: f64,
+    },
     /// Ping round trips: N sockets, each sending P pings one interval apart.
     Ping {
         #[arg(long, default_value_t = 1_000)]
@@ -122,6 +135,8 @@ struct SuiteSpec {
     ping_sockets: usize,
     pings: u32,
     ping_interval: Duration,
+    /// (reservations, sockets, window) of the big delete.
+    big_delete: (u64, usize, Duration),
     /// Whether the targets are judged (only at the standard sizes).
     judge: bool,
 }
@@ -143,6 +158,7 @@ impl SuiteSpec {
             ping_sockets: 1_000,
             pings: 10,
             ping_interval: Duration::from_secs(1),
+            big_delete: (100_000, 1_000, Duration::from_secs(10)),
             judge: true,
         }
     }
@@ -159,6 +175,7 @@ impl SuiteSpec {
             ping_sockets: 50,
             pings: 3,
             ping_interval: ms(200),
+            big_delete: (2_000, 50, Duration::from_secs(2)),
             judge: false,
         }
     }
@@ -245,6 +262,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 scenarios::creates(&ctx, concurrency.max(1), Duration::from_secs_f64(seconds))
                     .await;
             outcome.write(&mut table, false);
+            (table, false)
+        }
+        BenchCommand::BigDelete {
+            reservations,
+            sockets,
+            window_secs,
+        } => {
+            let mut table = Table::new(format!(
+                "app-bench big-delete --reservations {reservations} --sockets {sockets}"
+            ));
+            let window = Duration::from_secs_f64(window_secs);
+            big_delete::big_delete(&ctx, reservations, sockets, window)
+                .await?
+                .write(&mut table, false);
             (table, false)
         }
         BenchCommand::Ping {
@@ -334,6 +365,14 @@ async fn suite(ctx: &Ctx, spec: &SuiteSpec) -> (Table, bool) {
     match ping {
         Ok(outcome) => outcome.write(&mut table, spec.judge),
         Err(e) => fail(&mut table, "ping", e),
+    }
+
+    // Last: its 100 000 bookings queue 200 000 mails, which the drainer writes for a while.
+    tokio::time::sleep(SETTLE).await;
+    let (reservations, sockets, window) = spec.big_delete;
+    match big_delete::big_delete(ctx, reservations, sockets, window).await {
+        Ok(outcome) => outcome.write(&mut table, spec.judge),
+        Err(e) => fail(&mut table, "big delete", e),
     }
 
     table.notes.extend(details);

@@ -52,7 +52,11 @@ impl Ctx {
         procfs::sample(&pid.to_string()).ok()
     }
 
-    fn open_fleet(&self, count: usize, role: Role) -> impl std::future::Future<Output = Fleet> {
+    pub(crate) fn open_fleet(
+        &self,
+        count: usize,
+        role: Role,
+    ) -> impl std::future::Future<Output = Fleet> {
         let target = self.dashboard();
         let concurrency = self.connect_concurrency;
         async move { Fleet::open(&target, count, concurrency, role).await }
@@ -70,7 +74,7 @@ pub struct Opened {
 }
 
 impl Opened {
-    fn of(fleet: &Fleet) -> Self {
+    pub(crate) fn of(fleet: &Fleet) -> Self {
         Self {
             requested: fleet.requested,
             connected: fleet.connected,
@@ -80,7 +84,7 @@ impl Opened {
         }
     }
 
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         format!(
             "{} of {} in {:.2} s, {} failures",
             report::count(self.connected as u64),

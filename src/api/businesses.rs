@@ -205,9 +205,10 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let caller = state.authenticate(auth).await?;
     let (limit, cursor) = page_params(&query)?;
+    let scope = caller.owner_scope().map(str::to_string);
     let page = state
-        .store
-        .list_businesses(caller.owner_scope(), limit, cursor)?;
+        .read(move |store| store.list_businesses(scope.as_deref(), limit, cursor))
+        .await?;
     Ok(json_reply(
         &json!({ "items": page.items, "count": page.count, "next_cursor": page.next_cursor }),
         StatusCode::OK,

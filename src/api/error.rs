@@ -46,6 +46,10 @@ pub enum ApiError {
     /// Every password-hashing slot stayed busy for the queue timeout (API.md: 503 `busy`).
     #[error("the server is busy; retry in {retry_after_seconds} s")]
     Busy { retry_after_seconds: u64 },
+    /// The store cannot be written (API.md "Storage faults"); `outcome_unknown` when the
+    /// change was applied but could not be made durable, so it may or may not stand.
+    #[error("{}", storage_message(*outcome_unknown))]
+    StorageUnavailable { outcome_unknown: bool },
     #[error("internal error")]
     Internal,
 }
@@ -75,6 +79,9 @@ impl ApiError {
             ApiError::LengthRequired => (StatusCode::LENGTH_REQUIRED, "length_required"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::StorageUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            }
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -144,7 +151,14 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict { field, message } => ApiError::Conflict { field, message },
             StoreError::Closed => ApiError::Unavailable,
-            StoreError::Flush(_) => ApiError::Unavailable,
+            StoreError::Flush(_) => ApiError::StorageUnavailable {
+                outcome_unknown: true,
+            },
+            StoreError::NotWritable(_) | StoreError::Unavailable(sled::Error::Io(_)) => {
+                ApiError::StorageUnavailable {
+                    outcome_unknown: false,
+                }
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::Internal
@@ -165,6 +179,16 @@ impl From<GateError> for ApiError {
                 retry_after_seconds: seconds(wait),
             },
         }
+    }
+}
+
+/// What a client hears when the store cannot be written.
+fn storage_message(outcome_unknown: bool) -> &'static str {
+    if outcome_unknown {
+        "the store cannot be written (disk full or I/O error); the outcome of this change is \
+         unknown: read it back before retrying"
+    } else {
+        "the store cannot be written (disk full or I/O error); the change was not made: retry later"
     }
 }
 
@@ -249,6 +273,13 @@ mod tests {
                 503,
                 "busy",
             ),
+            (
+                ApiError::StorageUnavailable {
+                    outcome_unknown: false,
+                },
+                503,
+                "storage_unavailable",
+            ),
             (ApiError::Internal, 500, "internal"),
         ];
         for (error, status, code) in cases {
@@ -330,5 +361,20 @@ mod tests {
             "internal error",
             "causes stay in the log"
         );
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_written_says_whether_the_change_may_stand() {
+        // API.md "Storage faults": 503 storage_unavailable, "unknown" only after the apply.
+        let disk = || std::sync::Arc::new(sled::Error::Io(std::io::Error::other("ENOSPC")));
+        let unknown = ApiError::from(StoreError::Flush(disk()));
+        let refused = ApiError::from(StoreError::NotWritable("flush failed".into()));
+        for (error, says_unknown) in [(unknown, true), (refused, false)] {
+            let body = error.body();
+            assert_eq!(body["error"]["code"], "storage_unavailable");
+            let message = body["error"]["message"].as_str().unwrap().to_string();
+            assert_eq!(message.contains("unknown"), says_unknown, "{message}");
+            assert_eq!(error.into_response().status().as_u16(), 503);
+        }
     }
 }

@@ -69,7 +69,9 @@ fn frames(events: &[Event]) -> Vec<Value> {
 /// GET /api/dashboard/
 async fn dashboard(state: AppState, auth: Option<String>) -> Result<Response, ApiError> {
     state.authenticate(auth).await?.require_admin()?;
-    let recent = state.store.list_businesses(None, RECENT_BUSINESSES, None)?;
+    let recent = state
+        .read(|store| store.list_businesses(None, RECENT_BUSINESSES, None))
+        .await?;
     Ok(json_reply(
         &json!({
             "business_count": state.store.business_count()?,
@@ -98,9 +100,10 @@ async fn activity(
         })?),
     };
     let visibility = state.visibility(&caller)?;
+    let published = state.bus.published_id();
     let items = state
-        .store
-        .activity(&visibility, kind, state.bus.published_id())?;
+        .read(move |store| store.activity(&visibility, kind, published))
+        .await?;
     Ok(json_reply(
         &json!({ "items": frames(&items) }),
         StatusCode::OK,
@@ -112,12 +115,12 @@ async fn notifications(state: AppState, auth: Option<String>) -> Result<Response
     let caller = state.authenticate(auth).await?;
     let visibility = state.visibility(&caller)?;
     let read_up_to = state.store.read_up_to(caller.user.id)?;
-    let (unread, items) = state.store.notifications(
-        &visibility,
-        read_up_to,
-        state.bus.published_id(),
-        NOTIFICATION_LIMIT,
-    )?;
+    let published = state.bus.published_id();
+    let (unread, items) = state
+        .read(move |store| {
+            store.notifications(&visibility, read_up_to, published, NOTIFICATION_LIMIT)
+        })
+        .await?;
     Ok(json_reply(
         &json!({ "unread": unread, "read_up_to": read_up_to, "items": frames(&items) }),
         StatusCode::OK,

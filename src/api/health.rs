@@ -25,8 +25,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     health.or(metrics).unify().map(respond).boxed()
 }
 
-/// GET /healthz
+/// GET /healthz: 503 `degraded` with its reason while the store cannot be written (reads
+/// still work then: API.md "Storage faults").
 async fn health(state: AppState) -> Result<Response, ApiError> {
+    if let Some(reason) = state.health.degraded() {
+        return Ok(json_reply(
+            &json!({"status": "degraded", "reason": reason}),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ));
+    }
     match state.store.health_check() {
         Ok(()) => Ok(json_reply(&json!({"status": "ok"}), StatusCode::OK)),
         Err(error) => {

@@ -136,7 +136,9 @@ async fn list(
     let caller = state.authenticate(auth).await?;
     visible_business(&state, &caller, business_id)?;
     let (limit, cursor) = page_params(&query)?;
-    let page = state.store.list_reservations(business_id, limit, cursor)?;
+    let page = state
+        .read(move |store| store.list_reservations(business_id, limit, cursor))
+        .await?;
     Ok(json_reply(
         &json!({ "items": page.items, "count": page.count, "next_cursor": page.next_cursor }),
         StatusCode::OK,

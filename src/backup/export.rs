@@ -78,6 +78,13 @@ pub fn export<W: Write>(store: &Store, data: &Path, out: W) -> Result<(W, Header
     }
     for entry in trees.reservations.iter() {
         let (key, value) = entry?;
+        // A deleted business's reservations awaiting their purge are gone already.
+        if trees
+            .purges
+            .contains_key(key.get(..16).unwrap_or_default())?
+        {
+            continue;
+        }
         // Key: business id (16 bytes) ‖ creating event id (8 bytes, big-endian).
         let seq = be_u64("reservations", key.get(16..).unwrap_or_default())?;
         writer.record(&Record::Reservation {

@@ -4,8 +4,9 @@
 
 use super::format::{Header, Record};
 use super::BackupError;
+use crate::domain::{OutboxMail, OutboxStatus};
 use crate::store::codec;
-use crate::store::keys::{email_u64_key, u64_key, uuid_u64_key};
+use crate::store::keys::{due_key, email_u64_key, u64_key, uuid_u64_key};
 use crate::store::meta_keys;
 use crate::store::mutations::BusinessRecord;
 use crate::store::Store;
@@ -87,11 +88,24 @@ impl Importer {
                 t.events.insert(u64_key(event.id), codec::encode(&event))?;
             }
             Record::Outbox { mail } => {
+                if mail.status == OutboxStatus::Pending {
+                    t.outbox_due
+                        .insert(due_key(mail.next_attempt_at, mail.id), &[])?;
+                }
                 t.outbox.insert(u64_key(mail.id), codec::encode(&mail))?;
             }
             Record::OutboxSent { mail } => {
                 // Sent while an online backup read the queue: the sent copy is the truth.
-                t.outbox.remove(u64_key(mail.id))?;
+                if let Some(bytes) = t.outbox.remove(u64_key(mail.id))? {
+                    let queued: OutboxMail = codec::decode(&bytes).map_err(|source| {
+                        crate::store::StoreError::Corrupt {
+                            tree: "outbox",
+                            source,
+                        }
+                    })?;
+                    t.outbox_due
+                        .remove(due_key(queued.next_attempt_at, queued.id))?;
+                }
                 t.outbox_sent
                     .insert(u64_key(mail.id), codec::encode(&mail))?;
             }

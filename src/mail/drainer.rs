@@ -2,10 +2,16 @@
 //!
 //! It wakes at startup, on every bus event (the bus is only a doorbell: which event rang does
 //! not matter, and a lagged or missed ring delays nothing for long) and on a timer, at the
-//! poll interval or when the next retry is due. Each pass reads the due rows — oldest first,
-//! only those whose cause is durable — and sends them as one batch ([`Mailer::send_all`]:
-//! [`SEND_CONCURRENCY`] SMTP sends at a time, or one `.eml` write for all), then records the
-//! accepted ones in one transaction.
+//! poll interval or when the next retry is due. Each pass reads the due rows — soonest due
+//! first, only those whose cause is durable — and claims them through the writer: each row's
+//! next attempt moves to when a failed try would retry it, durably, before the mail is handed
+//! over. Then it sends them as one batch ([`Mailer::send_all`]: [`SEND_CONCURRENCY`] SMTP
+//! sends at a time, or one `.eml` write for all) and records the accepted ones in one
+//! transaction. Because of the claim, no failure after a send — recording it refused by a
+//! full disk, a crash — brings the mail back before its retry delay.
+//!
+//! While the store cannot be written (`crate::health`) the drainer pauses: it neither claims
+//! nor sends, and looks again at the poll interval.
 //!
 //! A row leaves the queue only after the server accepted its mail (DESIGN invariant 4): a
 //! crash between acceptance and the store update resends it on the next start, with the same
@@ -19,9 +25,10 @@ use super::{MailError, Mailer};
 use crate::bus::{Bus, Published};
 use crate::config::Config;
 use crate::domain::{OutboxMail, Timestamp};
+use crate::health::StoreHealth;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
-use crate::writer::DurableWatermark;
+use crate::writer::{DurableWatermark, Writer};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,10 +51,15 @@ pub const SENT_RETENTION: u64 = 10_000;
 const PRUNE_EVERY_SENDS: u64 = 100;
 /// Shortest timer sleep, so a row due "now" that is not returned cannot spin the loop.
 const MIN_WAIT: Duration = Duration::from_millis(10);
+/// Longest the `app_outbox_pending` gauge goes without a recount when nothing was sent.
+const PENDING_RECOUNT: Duration = Duration::from_secs(1);
 
 /// Everything the drainer works with.
 pub struct Drainer {
     store: Store,
+    /// Claims go through the writer, so they are durable before a mail leaves.
+    writer: Writer,
+    health: Arc<StoreHealth>,
     mailer: Mailer,
     /// Rows whose event is above this are not sent yet: their cause could still be lost.
     watermark: DurableWatermark,
@@ -59,12 +71,14 @@ pub struct Drainer {
     /// Longest sleep without a wake-up.
     poll_interval: Duration,
     sent_since_prune: u64,
+    /// When the pending gauge was last recounted.
+    counted_at: Option<tokio::time::Instant>,
 }
 
 impl Drainer {
     /// A drainer with the timings of `config`.
     pub fn new(
-        store: Store,
+        (store, writer, health): (Store, Writer, Arc<StoreHealth>),
         mailer: Mailer,
         watermark: DurableWatermark,
         metrics: Arc<Metrics>,
@@ -72,6 +86,8 @@ impl Drainer {
     ) -> Self {
         Self {
             store,
+            writer,
+            health,
             mailer,
             watermark,
             metrics,
@@ -80,6 +96,7 @@ impl Drainer {
             poll_interval: config.mail_poll_interval,
             // Prune once at startup, then every `PRUNE_EVERY_SENDS` sends.
             sent_since_prune: PRUNE_EVERY_SENDS,
+            counted_at: None,
         }
     }
 }
@@ -132,7 +149,12 @@ impl Drainer {
     /// Sends every due row; returns when the next retry is due (`None`: nothing scheduled,
     /// shutting down, or the store failed and the timer will try again).
     async fn drain(&mut self, shutdown: &CancellationToken) -> Option<Timestamp> {
-        loop {
+        let mut recorded = false;
+        let next_due = loop {
+            if self.health.is_degraded() {
+                tracing::debug!("the store cannot be written; the drainer pauses");
+                return None;
+            }
             let durable = self.watermark.get();
             let scan = self
                 .call(move |store| store.scan_outbox(Timestamp::now(), durable, BATCH_ROWS))
@@ -144,32 +166,75 @@ impl Drainer {
                     return None;
                 }
             };
-            if !scan.partial {
-                let pending = i64::try_from(scan.pending).unwrap_or(i64::MAX);
-                self.metrics
-                    .outbox_pending
-                    .store(pending, Ordering::Relaxed);
-            }
             if scan.due.is_empty() {
-                return scan.next_due;
+                break scan.next_due;
             }
             if shutdown.is_cancelled() {
                 return None;
             }
-            let Some(results) = self.send_in_flight(&scan.due, shutdown).await else {
+            let claimed = match self.claim(&scan.due).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::error!(error = %error, "cannot claim mails; none is sent");
+                    return None;
+                }
+            };
+            let Some(results) = self.send_in_flight(&claimed, shutdown).await else {
                 tracing::warn!(
-                    mails = scan.due.len(),
-                    "shutdown cut a send short; it is resent, same Message-ID, on the next start"
+                    mails = claimed.len(),
+                    "shutdown cut a send short; it is resent, same Message-ID, after its claim"
                 );
                 return None;
             };
-            if let Err(error) = self.record(&scan.due, results).await {
+            recorded = true;
+            if let Err(error) = self.record(&claimed, results).await {
                 tracing::error!(error = %error, "cannot update the outbox");
                 return None;
             }
             if shutdown.is_cancelled() {
                 return None;
             }
+        };
+        self.count_pending(recorded).await;
+        next_due
+    }
+
+    /// Claims `rows` through the writer: each one's next attempt moves to when a failed try
+    /// would retry it, and the claim is durable before this returns. Returns the rows that
+    /// were still pending.
+    async fn claim(&self, rows: &[OutboxMail]) -> Result<Vec<OutboxMail>, StoreError> {
+        let now = Timestamp::now();
+        let claims = rows
+            .iter()
+            .map(|row| {
+                let delay = retry_delay(
+                    self.retry_base,
+                    row.attempts.saturating_add(1),
+                    rand::random(),
+                );
+                let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
+                (row.id, now.plus_micros(micros))
+            })
+            .collect();
+        self.writer.claim_mails(claims).await
+    }
+
+    /// Recounts the pending gauge after a pass that changed rows, or once a
+    /// [`PENDING_RECOUNT`]: a count reads every key of the due index, so it is not done on
+    /// every doorbell.
+    async fn count_pending(&mut self, changed: bool) {
+        let stale = self
+            .counted_at
+            .is_none_or(|at| at.elapsed() >= PENDING_RECOUNT);
+        if !changed && !stale {
+            return;
+        }
+        self.counted_at = Some(tokio::time::Instant::now());
+        if let Ok(pending) = self.call(|store| store.pending_mail_count()).await {
+            let pending = i64::try_from(pending).unwrap_or(i64::MAX);
+            self.metrics
+                .outbox_pending
+                .store(pending, Ordering::Relaxed);
         }
     }
 
@@ -271,15 +336,22 @@ impl Drainer {
         until.clamp(MIN_WAIT, self.poll_interval.max(MIN_WAIT))
     }
 
-    /// Runs a store call on the blocking pool (sled transactions never run on the executor).
+    /// Runs a store call on the blocking pool (sled transactions never run on the executor);
+    /// a refusal of the disk degrades the store (`crate::health`).
     async fn call<T: Send + 'static>(
         &self,
         call: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || call(&store))
+        let result = tokio::task::spawn_blocking(move || call(&store))
             .await
-            .map_err(|_| StoreError::Closed)?
+            .map_err(|_| StoreError::Closed)?;
+        if let Err(error) = &result {
+            if error.is_storage_failure() {
+                self.health.failed("an outbox update", error);
+            }
+        }
+        result
     }
 }
 

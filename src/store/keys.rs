@@ -1,6 +1,7 @@
 //! Key layouts. Integers are big-endian so sled's byte order is numeric order; composite keys
 //! put the grouping part first so a prefix scan reads one group in order.
 
+use crate::domain::Timestamp;
 use uuid::Uuid;
 
 /// `u64` → 8 big-endian bytes.
@@ -46,9 +47,37 @@ pub fn email_prefix(email: &str) -> Vec<u8> {
     key
 }
 
+/// `due time (8 bytes) ‖ outbox id (8 bytes)`, both big-endian: the `outbox_due` index in
+/// the order rows fall due. The time's sign bit is flipped so negative micros sort first.
+pub fn due_key(at: Timestamp, id: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    let at = (at.as_micros() as u64) ^ (1 << 63);
+    key[..8].copy_from_slice(&at.to_be_bytes());
+    key[8..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The due time and outbox id of a [`due_key`].
+pub fn read_due_key(key: &[u8]) -> Option<(Timestamp, u64)> {
+    let at = read_u64(key.get(..8)?)? ^ (1 << 63);
+    Some((Timestamp::from_micros(at as i64), read_u64(key.get(8..)?)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_keys_sort_by_time_then_id_and_read_back() {
+        let (early, late) = (
+            Timestamp::from_micros(-5),
+            Timestamp::from_micros(1_000_000),
+        );
+        assert!(due_key(early, 9) < due_key(late, 1));
+        assert!(due_key(late, 1) < due_key(late, 2));
+        assert_eq!(read_due_key(&due_key(early, 9)), Some((early, 9)));
+        assert_eq!(read_due_key(b"short"), None);
+    }
 
     #[test]
     fn big_endian_keys_sort_numerically() {

@@ -6,7 +6,8 @@
 //! - [`mutations`]: every write, which the single writer (`crate::writer`) applies a batch at
 //!   a time, normally as one sled transaction (one file per family of mutations);
 //! - `reads`: typed reads and paged listings; `outbox`: the mail queue as the drainer sees
-//!   it; `user_cache`: users as authentication reads them;
+//!   it; `purge`: removing a deleted business's reservations in chunks; `user_cache`: users
+//!   as authentication reads them;
 //! - `keys`: key layouts; [`codec`]: record encoding (the only place bincode appears);
 //! - [`record`]: the outside record (`<data>/state.json`) that tells a damaged store apart.
 
@@ -14,6 +15,7 @@ pub mod codec;
 pub(crate) mod keys;
 pub mod mutations;
 mod outbox;
+mod purge;
 mod reads;
 pub mod record;
 mod sessions;
@@ -41,7 +43,10 @@ use std::path::Path;
 ///   the current owner of its business, or an empty audience (super admins only) when the
 ///   business is gone — the only owner it can name, and never one who did not own it then
 ///   unless the business moved since, which version 2 did not record.
-pub const SCHEMA_VERSION: u64 = 3;
+/// - 4: pending outbox rows are indexed by due time in `outbox_due` (failed rows are not), so
+///   the drainer's scan reads what is due, not the whole queue; a deleted business's
+///   reservations are removed in chunks after the delete (`purges`).
+pub const SCHEMA_VERSION: u64 = 4;
 /// How many entries the activity log shows (the design's "last 50"): the newest 50 events.
 pub const ACTIVITY_LIMIT: u64 = 50;
 
@@ -79,6 +84,20 @@ pub enum StoreError {
     /// every caller of the batch with this, sharing the one cause.
     #[error("could not flush the store to disk: {0}")]
     Flush(#[source] std::sync::Arc<sled::Error>),
+    /// The store is degraded (`crate::health`): the change was refused before it was applied.
+    #[error("the store cannot be written: {0}")]
+    NotWritable(String),
+}
+
+impl StoreError {
+    /// Whether this is the disk refusing (as opposed to a rule, a missing thing, a bug in a
+    /// record or a shutdown): what `crate::health` counts and degrades on.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Flush(_) | StoreError::Unavailable(sled::Error::Io(_))
+        )
+    }
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -196,6 +215,19 @@ impl Store {
         }
         if from < 3 {
             Self::give_old_events_an_audience(trees)?;
+        }
+        if from < 4 {
+            // 3 → 4: index the pending rows by due time. Inserting a key twice is harmless,
+            // and nothing else writes before the migration ends.
+            let outbox = db.open_tree("outbox")?;
+            let due = db.open_tree("outbox_due")?;
+            for entry in outbox.iter() {
+                let (_, bytes) = entry?;
+                let row: crate::domain::OutboxMail = decode("outbox", &bytes)?;
+                if row.status == crate::domain::OutboxStatus::Pending {
+                    due.insert(keys::due_key(row.next_attempt_at, row.id), &[])?;
+                }
+            }
         }
         Ok(())
     }
@@ -426,6 +458,31 @@ mod tests {
             let second: Event = store.event(2).unwrap().unwrap();
             assert_eq!(second.audience, Audience::default(), "its business is gone");
         }
+    }
+
+    #[test]
+    fn a_version_3_store_gets_its_pending_mails_indexed_by_due_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            // A version 3 store: outbox rows, no due index.
+            let store = Store::open(&path, 1 << 20, 100).unwrap();
+            create_businesses(&store, 3);
+            store.trees.outbox_due.clear().unwrap();
+            store
+                .trees
+                .meta
+                .insert(meta_keys::SCHEMA_VERSION, codec::encode(&3u64))
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(&path, 1 << 20, 100).unwrap();
+        let scan = store
+            .scan_outbox(crate::domain::Timestamp::now(), 3, 10)
+            .unwrap();
+        let ids: Vec<u64> = scan.due.iter().map(|row| row.id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(store.pending_mail_count().unwrap(), 3);
     }
 
     #[test]

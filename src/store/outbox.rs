@@ -1,15 +1,20 @@
 //! The outbox queue as the mail drainer and `app outbox` see it (rows are written by
 //! [`super::mutations`], in the transaction of their cause).
 //!
-//! Two trees, both keyed by the big-endian outbox id: `outbox` holds the queue (pending and
-//! failed rows) and `outbox_sent` the audit trail of accepted mails. A row moves from the first
-//! to the second in one small transaction over both trees, so it is always in exactly one of
-//! them (DESIGN invariant 4: deleted from the queue only once the server took it).
+//! Three trees: `outbox` holds the queue (pending and failed rows) and `outbox_sent` the audit
+//! trail of accepted mails, both keyed by the big-endian outbox id; `outbox_due` indexes the
+//! pending rows only, by due time then id, so a scan reads what is due and stops at the first
+//! row that is not — failed rows, and rows waiting out a retry, cost it nothing. Failed rows
+//! are kept (out of the index) for `app outbox retry`. A row moves from the queue to the trail
+//! in one small transaction over the trees, so it is always in exactly one of them (DESIGN
+//! invariant 4: deleted from the queue only once the server took it), and every change of a
+//! row's status or due time moves its index entry in the same transaction.
 //!
-//! The writer thread only inserts new rows; everything here updates existing ones. Updates are
-//! read-modify-write transactions, whose closures may run more than once: they only touch trees.
+//! The writer thread inserts new rows and takes the drainer's claims (`mutations::outbox`);
+//! everything here updates existing ones. Updates are read-modify-write transactions, whose
+//! closures may run more than once: they only touch trees.
 
-use super::keys::{read_u64, u64_key};
+use super::keys::{due_key, read_due_key, read_u64, u64_key};
 use super::{codec, decode, Store, StoreError};
 use crate::domain::{OutboxMail, OutboxStatus, Timestamp};
 use sled::transaction::{
@@ -20,12 +25,10 @@ use sled::Transactional;
 /// What one scan of the queue found (see [`Store::scan_outbox`]).
 #[derive(Debug, Clone, Default)]
 pub struct OutboxScan {
-    /// Rows due now, oldest first, at most the scan's limit.
+    /// Rows due now, soonest due first, at most the scan's limit.
     pub due: Vec<OutboxMail>,
-    /// Every pending row, due or not (only those before the last due row when `partial`).
-    pub pending: u64,
-    /// The scan stopped at its limit of due rows instead of reading the whole queue, so
-    /// `pending` is a lower bound and `next_due` unknown (the caller scans again at once).
+    /// The scan stopped at its limit of due rows, so `next_due` is unknown (the caller scans
+    /// again at once).
     pub partial: bool,
     /// The earliest `next_attempt_at` of a pending row whose cause is durable and that is not
     /// in `due` (when to look again without a wake-up).
@@ -47,9 +50,11 @@ fn tx_row(tree: &'static str, bytes: &[u8]) -> TxResult<OutboxMail> {
     decode(tree, bytes).map_err(ConflictableTransactionError::Abort)
 }
 
-/// Reads, changes and writes back one queued row; `Ok(None)` when the id is not queued.
+/// Reads, changes and writes back one queued row, moving its `outbox_due` entry (`due`);
+/// `Ok(None)` when the id is not queued.
 fn update_row(
     outbox: &TransactionalTree,
+    due: &TransactionalTree,
     id: u64,
     change: &impl Fn(&mut OutboxMail),
 ) -> TxResult<Option<OutboxMail>> {
@@ -58,20 +63,26 @@ fn update_row(
         return Ok(None);
     };
     let mut row = tx_row("outbox", &bytes)?;
+    if row.status == OutboxStatus::Pending {
+        due.remove(&due_key(row.next_attempt_at, id))?;
+    }
     change(&mut row);
+    if row.status == OutboxStatus::Pending {
+        due.insert(&due_key(row.next_attempt_at, id), &[])?;
+    }
     outbox.insert(&key, codec::encode(&row))?;
     Ok(Some(row))
 }
 
 impl Store {
-    /// Scans the queue at `now`: the pending rows that are due (at most `limit`, oldest first)
-    /// and whose cause is durable (`event_id <= durable_event_id`), so a mail never goes out
-    /// for a change a crash could still undo. It stops once it has `limit` due rows: when
-    /// the queue is long (a burst of creates), reading all of it for every batch made the
-    /// drainer's cost grow with the backlog.
+    /// Scans the queue at `now`: the pending rows that are due (at most `limit`, soonest due
+    /// first) and whose cause is durable (`event_id <= durable_event_id`), so a mail never
+    /// goes out for a change a crash could still undo. It walks the `outbox_due` index and
+    /// stops at the first row not yet due, so its cost is what is due (plus the few rows whose
+    /// cause is not durable yet), not the length of the queue.
     ///
     /// # Errors
-    /// `Unavailable` or `Corrupt` when the tree cannot be read.
+    /// `Unavailable` or `Corrupt` when a tree cannot be read.
     pub fn scan_outbox(
         &self,
         now: Timestamp,
@@ -79,29 +90,44 @@ impl Store {
         limit: usize,
     ) -> Result<OutboxScan, StoreError> {
         let mut scan = OutboxScan::default();
-        for entry in self.trees.outbox.iter() {
-            let (_, bytes) = entry?;
-            let row: OutboxMail = decode("outbox", &bytes)?;
-            if row.status != OutboxStatus::Pending {
-                continue;
+        for entry in self.trees.outbox_due.iter().keys() {
+            let key = entry?;
+            let Some((at, id)) = read_due_key(&key) else {
+                continue; // not a key this build writes; `app check` reports such damage
+            };
+            if at > now {
+                scan.next_due = Some(at);
+                break;
             }
-            let durable = row.event_id <= durable_event_id;
-            if durable && row.next_attempt_at <= now && scan.due.len() == limit {
+            // An entry without its pending row is an update this scan overtook.
+            let Some(bytes) = self.trees.outbox.get(u64_key(id))? else {
+                continue;
+            };
+            let row: OutboxMail = decode("outbox", &bytes)?;
+            if row.status != OutboxStatus::Pending || row.event_id > durable_event_id {
+                continue; // the doorbell rings once the cause is durable
+            }
+            if scan.due.len() == limit {
                 scan.partial = true;
                 break;
             }
-            scan.pending += 1;
-            if !durable {
-                continue; // the doorbell rings once it is durable
-            }
-            if row.next_attempt_at <= now {
-                scan.due.push(row);
-            } else {
-                let at = row.next_attempt_at;
-                scan.next_due = Some(scan.next_due.map_or(at, |next| next.min(at)));
-            }
+            scan.due.push(row);
         }
         Ok(scan)
+    }
+
+    /// How many rows are pending (the `app_outbox_pending` gauge): the length of the due
+    /// index, keys only, so no row is decoded.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub fn pending_mail_count(&self) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for key in self.trees.outbox_due.iter().keys() {
+            key?;
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// Moves a row from the queue to the audit trail, stamped `sent_at`. Returns `false` when
@@ -118,24 +144,31 @@ impl Store {
     /// # Errors
     /// `Unavailable` or `Corrupt`.
     pub fn mark_mails_sent(&self, ids: &[u64], sent_at: Timestamp) -> Result<usize, StoreError> {
-        let moved =
-            (&self.trees.outbox, &self.trees.outbox_sent).transaction(|(outbox, sent)| {
-                let mut moved = 0;
-                for id in ids {
-                    let key = u64_key(*id);
-                    let Some(bytes) = outbox.get(key)? else {
-                        continue;
-                    };
-                    let mut row = tx_row("outbox", &bytes)?;
-                    row.status = OutboxStatus::Sent;
-                    row.attempts = row.attempts.saturating_add(1);
-                    row.sent_at = Some(sent_at);
-                    outbox.remove(&key)?;
-                    sent.insert(&key, codec::encode(&row))?;
-                    moved += 1;
+        let trees = (
+            &self.trees.outbox,
+            &self.trees.outbox_sent,
+            &self.trees.outbox_due,
+        );
+        let moved = trees.transaction(|(outbox, sent, due)| {
+            let mut moved = 0;
+            for id in ids {
+                let key = u64_key(*id);
+                let Some(bytes) = outbox.get(key)? else {
+                    continue;
+                };
+                let mut row = tx_row("outbox", &bytes)?;
+                if row.status == OutboxStatus::Pending {
+                    due.remove(&due_key(row.next_attempt_at, *id))?;
                 }
-                Ok(moved)
-            })?;
+                row.status = OutboxStatus::Sent;
+                row.attempts = row.attempts.saturating_add(1);
+                row.sent_at = Some(sent_at);
+                outbox.remove(&key)?;
+                sent.insert(&key, codec::encode(&row))?;
+                moved += 1;
+            }
+            Ok(moved)
+        })?;
         Ok(moved)
     }
 
@@ -278,10 +311,8 @@ impl Store {
         id: u64,
         change: &impl Fn(&mut OutboxMail),
     ) -> Result<OutboxMail, StoreError> {
-        let row = self
-            .trees
-            .outbox
-            .transaction(|outbox| update_row(outbox, id, change))?;
+        let row = (&self.trees.outbox, &self.trees.outbox_due)
+            .transaction(|(outbox, due)| update_row(outbox, due, id, change))?;
         row.ok_or(StoreError::NotFound("mail"))
     }
 }
@@ -333,6 +364,11 @@ mod tests {
                 .outbox
                 .insert(u64_key(row.id), codec::encode(row))
                 .unwrap();
+            store
+                .trees
+                .outbox_due
+                .insert(due_key(row.next_attempt_at, row.id), &[])
+                .unwrap();
         }
         (dir, store)
     }
@@ -344,7 +380,7 @@ mod tests {
         let (_dir, store) = store_with(&[row(1, 1, now), row(2, 2, later), row(3, 9, now)]);
         let scan = store.scan_outbox(now, 2, 10).unwrap();
         assert_eq!(scan.due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1]);
-        assert_eq!(scan.pending, 3);
+        assert_eq!(store.pending_mail_count().unwrap(), 3);
         assert_eq!(scan.next_due, Some(later));
         assert!(!scan.partial);
     }
@@ -357,7 +393,32 @@ mod tests {
         let scan = store.scan_outbox(now, 9, 1).unwrap();
         assert_eq!(scan.due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2]);
         assert!(scan.partial);
-        assert_eq!(scan.pending, 2);
+    }
+
+    #[test]
+    fn failed_and_waiting_rows_stay_out_of_the_scan_and_each_update_moves_the_index() {
+        let now = Timestamp::now();
+        let later = now.plus_micros(60_000_000);
+        let (_dir, store) = store_with(&[row(1, 1, now), row(2, 2, now), row(3, 3, now)]);
+        store.mark_mail_failed(1, 1, "550").unwrap();
+        store.reschedule_mail(2, 1, later, "421").unwrap();
+        // Only the index is read: it holds the two pending rows, by due time.
+        let keys: Vec<(Timestamp, u64)> = store
+            .trees
+            .outbox_due
+            .iter()
+            .keys()
+            .map(|key| read_due_key(&key.unwrap()).unwrap())
+            .collect();
+        assert_eq!(keys, [(now, 3), (later, 2)]);
+        let scan = store.scan_outbox(now, 9, 10).unwrap();
+        assert_eq!(scan.due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(scan.next_due, Some(later));
+        store.mark_mail_sent(3, now).unwrap();
+        store.requeue_mail(1, now).unwrap();
+        assert_eq!(store.pending_mail_count().unwrap(), 2);
+        let scan = store.scan_outbox(now, 9, 10).unwrap();
+        assert_eq!(scan.due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1]);
     }
 
     #[test]

@@ -85,10 +85,12 @@ trees! {
         events,
         business_events,
         outbox,
+        outbox_due,
         receipts,
         user_access,
         refresh_tokens,
         refresh_families,
+        purges,
     }
     other {
         outbox_sent,
@@ -123,7 +125,7 @@ mod tests {
             .collect();
         names.sort();
         assert!(names.contains(&"outbox_sent".to_string()), "{names:?}");
-        // The 18 trees plus sled's default tree.
-        assert_eq!(names.len(), 19, "{names:?}");
+        // The 20 trees plus sled's default tree.
+        assert_eq!(names.len(), 21, "{names:?}");
     }
 }

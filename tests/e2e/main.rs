@@ -4,6 +4,7 @@
 
 mod support;
 
+mod disk_full;
 mod hostile;
 mod in_process;
 mod isolation;

@@ -1,17 +1,14 @@
 //! How the writer's batch becomes sled transactions: as few as refusals allow, normally one,
 //! with every mutation seeing exactly the effects of those before it.
 //!
-//! Only the single writer thread calls [`Store::apply_batch`], so reads taken just before a
-//! transaction (to list what a delete must remove) cannot be invalidated by another write.
+//! Only the single writer thread calls [`Store::apply_batch`].
 
 use super::{prepare, Applied, MailStamp, Mutation, Outcome, Prepared};
-use crate::domain::{Reservation, Timestamp};
 use crate::store::trees::Tx;
-use crate::store::{decode, Store, StoreError};
+use crate::store::{Store, StoreError};
 use sled::transaction::{
     ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
 };
-use uuid::Uuid;
 
 /// Why a batch transaction was abandoned: the mutation at `index` refused (a rule, or a
 /// damaged record). An aborted transaction has written nothing.
@@ -41,28 +38,10 @@ impl Store {
     /// the ones before it are committed in a transaction of their own, the refusal is
     /// recorded, and the batch goes on after it: every mutation sees exactly the effects of
     /// those before it, as if each ran alone, and event ids stay consecutive in commit order
-    /// (DESIGN invariant 2). A delete runs alone, after everything before it has committed,
-    /// because it lists the business's reservations outside its transaction.
+    /// (DESIGN invariant 2).
     pub fn apply_batch(&self, mutations: &[Mutation], stamp: &MailStamp) -> Vec<Outcome> {
-        let mut outcomes = Vec::with_capacity(mutations.len());
-        let mut rest = mutations;
-        while let Some(first) = rest.first() {
-            if let Mutation::DeleteBusiness { id } = first {
-                match self.prepare_delete(*id) {
-                    Ok(prepared) => outcomes.extend(self.commit_prepared(&[prepared], stamp)),
-                    Err(error) => outcomes.push(Err(error)),
-                }
-                rest = &rest[1..];
-                continue;
-            }
-            let end = rest
-                .iter()
-                .position(|m| matches!(m, Mutation::DeleteBusiness { .. }))
-                .unwrap_or(rest.len());
-            let prepared: Vec<Prepared<'_>> = rest[..end].iter().map(prepare).collect();
-            outcomes.extend(self.commit_prepared(&prepared, stamp));
-            rest = &rest[end..];
-        }
+        let prepared: Vec<Prepared<'_>> = mutations.iter().map(prepare).collect();
+        let outcomes = self.commit_prepared(&prepared, stamp);
         self.forget_changed_users(mutations);
         outcomes
     }
@@ -104,26 +83,6 @@ impl Store {
             }
         }
         outcomes
-    }
-
-    /// A delete's preparation: the business's reservations, listed outside the transaction
-    /// (sled transactions cannot scan). Only the writer adds reservations and everything
-    /// before the delete has committed, so the list is complete.
-    fn prepare_delete(&self, id: Uuid) -> Result<Prepared<'static>, StoreError> {
-        let mut reservation_keys = Vec::new();
-        let mut reservation_ids = Vec::new();
-        for entry in self.trees.reservations.scan_prefix(id.as_bytes()) {
-            let (key, value) = entry?;
-            let reservation: Reservation = decode("reservations", &value)?;
-            reservation_keys.push(key);
-            reservation_ids.push(reservation.id);
-        }
-        Ok(Prepared::DeleteBusiness {
-            id,
-            now: Timestamp::now(),
-            reservation_keys,
-            reservation_ids,
-        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Business mutations: create, update and delete, each with its event (and, for a create,
 //! the owner's welcome mail) in the same transaction.
 
-use super::tx::{abort, TxResult};
+use super::tx::{abort, tx_decode, TxResult};
 use super::{Applied, BusinessRecord, MailStamp};
 use crate::domain::{Business, BusinessPatch, Event, EventKind, MailKind, Timestamp};
 use crate::store::keys::{email_u64_key, u64_key};
@@ -94,14 +94,22 @@ impl Tx<'_> {
         Ok((Applied::Business(record.business), Some(event_id)))
     }
 
-    /// Removes the business, every index entry naming it and its reservations (listed before
-    /// the transaction: sled transactions cannot scan).
+    /// Deletes the business: the record, every index naming it and its reservation count go
+    /// in this transaction with the `business_deleted` event, and the business joins the
+    /// `purges` tree. Its reservations stay behind, unreachable (every read and write of a
+    /// reservation goes through its business first), until the writer removes them
+    /// [`PURGE_CHUNK`](crate::writer::PURGE_CHUNK) at a time between batches
+    /// (`Store::purge_deleted`): one transaction over 100 000 of them held sled's global
+    /// transaction lock long enough to stall every other request.
+    ///
+    /// The seam for cancelling the business's future bookings on delete (API.md "The
+    /// lifecycle of a booking", another issue's work): those cancellations, each with its
+    /// event and mail, come before this transaction — in chunks, like the purge, because
+    /// there can be as many — and this event after them.
     pub(super) fn delete_business(
         &self,
         id: Uuid,
         now: Timestamp,
-        reservation_keys: &[sled::IVec],
-        reservation_ids: &[Uuid],
         capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let record = self.business(id)?;
@@ -111,18 +119,16 @@ impl Tx<'_> {
         self.business_order.remove(&u64_key(record.seq))?;
         self.owner_index
             .remove(email_u64_key(&business.owner_email, record.seq))?;
-        for key in reservation_keys {
-            self.reservations.remove(key)?;
-        }
-        for rid in reservation_ids {
-            self.reservation_ids.remove(rid.as_bytes())?;
-        }
-        self.reservation_counts.remove(id.as_bytes())?;
+        let reservations = match self.reservation_counts.remove(id.as_bytes())? {
+            Some(bytes) => tx_decode::<u64>("reservation_counts", &bytes)?,
+            None => 0,
+        };
         self.add_counter(meta_keys::BUSINESS_COUNT, -1)?;
         self.add_counter(
             meta_keys::RESERVATION_COUNT,
-            -(reservation_keys.len() as i64),
+            -i64::try_from(reservations).unwrap_or(i64::MAX),
         )?;
+        self.purges.insert(id.as_bytes(), &[])?;
         let event_id = self.take_event_id()?;
         let event = Event::for_business(event_id, EventKind::BusinessDeleted, business, now);
         self.append_event(&event, capacity)?;

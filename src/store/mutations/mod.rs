@@ -10,13 +10,14 @@
 //! Layout, one job per file (mini-redis's `cmd/`): this file holds the vocabulary
 //! ([`Mutation`], [`Applied`], the prepared form and the dispatch); `batch` turns a batch into
 //! transactions; `tx` holds what every family shares (counters, event append, mail enqueue);
-//! `users`, `businesses`, `reservations`, `receipts` and `sessions` hold one family of
+//! `users`, `businesses`, `reservations`, `receipts`, `sessions` and `outbox` hold one family of
 //! mutations each.
 //! Adding a mutation: a `Mutation` variant, its `Prepared` form and `prepare` arm, its arm in
 //! `Tx::apply`, and a method in its family's file.
 
 mod batch;
 mod businesses;
+mod outbox;
 mod receipts;
 mod reservations;
 mod sessions;
@@ -27,7 +28,7 @@ use super::trees::Tx;
 use super::StoreError;
 use crate::domain::{
     AccessState, Business, BusinessPatch, EventKind, NewBusiness, NewReservation, NewUser,
-    Reservation, ReservationStatus, Timestamp, User,
+    OutboxMail, Reservation, ReservationStatus, Timestamp, User,
 };
 pub use sessions::{AccessChange, SessionApplied, SessionMutation, UserRef};
 use tx::TxResult;
@@ -65,6 +66,12 @@ pub enum Mutation {
         user_id: Uuid,
         up_to: u64,
     },
+    /// The mail drainer claims outbox rows before handing them to SMTP: each pending row's
+    /// next attempt moves to its time here, durably, so no failure after the send can bring
+    /// it back before then.
+    ClaimMails {
+        claims: Vec<(u64, Timestamp)>,
+    },
 }
 
 /// What a mutation produced.
@@ -82,6 +89,8 @@ pub enum Applied {
         access: AccessState,
     },
     Session(SessionApplied),
+    /// The outbox rows claimed, as they now are (rows no longer pending are left out).
+    Claimed(Vec<OutboxMail>),
 }
 
 /// A stored business with the sequence number that orders listings (its creating event id).
@@ -119,8 +128,7 @@ pub struct MailStamp {
     pub domain: String,
 }
 
-/// A mutation with every choice made before its transaction — new ids, the clock, the
-/// reservations a delete removes — so that applying it depends on the trees alone and a
+/// A mutation with every choice made before its transaction — new ids, the clock — so that applying it depends on the trees alone and a
 /// closure that sled runs again does exactly the same thing.
 enum Prepared<'a> {
     CreateUser(User),
@@ -143,8 +151,6 @@ enum Prepared<'a> {
     DeleteBusiness {
         id: Uuid,
         now: Timestamp,
-        reservation_keys: Vec<sled::IVec>,
-        reservation_ids: Vec<Uuid>,
     },
     CreateReservation(Reservation),
     CancelReservation {
@@ -156,12 +162,13 @@ enum Prepared<'a> {
         user_id: Uuid,
         up_to: u64,
     },
+    ClaimMails(&'a [(u64, Timestamp)]),
 }
 
 /// One mutation's result: what it produced and the id of the event it appended, if any.
 pub type Outcome = Result<(Applied, Option<u64>), StoreError>;
 
-/// Decides everything a mutation other than a delete needs before its transaction.
+/// Decides everything a mutation needs before its transaction.
 fn prepare(mutation: &Mutation) -> Prepared<'_> {
     let now = Timestamp::now();
     match mutation {
@@ -191,9 +198,7 @@ fn prepare(mutation: &Mutation) -> Prepared<'_> {
             patch,
             now,
         },
-        Mutation::DeleteBusiness { .. } => {
-            unreachable!("deletes are prepared by Store::prepare_delete")
-        }
+        Mutation::DeleteBusiness { id } => Prepared::DeleteBusiness { id: *id, now },
         Mutation::CreateReservation { business_id, new } => {
             Prepared::CreateReservation(Reservation {
                 id: Uuid::new_v4(),
@@ -218,6 +223,7 @@ fn prepare(mutation: &Mutation) -> Prepared<'_> {
             user_id: *user_id,
             up_to: *up_to,
         },
+        Mutation::ClaimMails { claims } => Prepared::ClaimMails(claims),
     }
 }
 
@@ -242,12 +248,7 @@ impl Tx<'_> {
             Prepared::UpdateBusiness { id, patch, now } => {
                 self.update_business(*id, patch, *now, capacity)
             }
-            Prepared::DeleteBusiness {
-                id,
-                now,
-                reservation_keys,
-                reservation_ids,
-            } => self.delete_business(*id, *now, reservation_keys, reservation_ids, capacity),
+            Prepared::DeleteBusiness { id, now } => self.delete_business(*id, *now, capacity),
             Prepared::CreateReservation(reservation) => {
                 self.create_reservation(reservation, stamp, capacity)
             }
@@ -257,6 +258,7 @@ impl Tx<'_> {
                 now,
             } => self.cancel_reservation(*business_id, *reservation_id, *now, stamp, capacity),
             Prepared::MarkRead { user_id, up_to } => self.mark_read(*user_id, *up_to),
+            Prepared::ClaimMails(claims) => self.claim_mails(claims),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{BusinessRecord, EventHead, MailStamp};
 use crate::domain::{Business, Event, MailKind, OutboxMail, OutboxStatus, Reservation};
-use crate::store::keys::{u64_key, uuid_u64_key};
+use crate::store::keys::{due_key, u64_key, uuid_u64_key};
 use crate::store::trees::Tx;
 use crate::store::{codec, decode, meta_keys, StoreError};
 use sled::transaction::{ConflictableTransactionError, ConflictableTransactionResult};
@@ -123,6 +123,8 @@ impl Tx<'_> {
             sent_at: None,
         };
         self.outbox.insert(&u64_key(id), codec::encode(&row))?;
+        self.outbox_due
+            .insert(&due_key(row.next_attempt_at, id), &[])?;
         Ok(())
     }
 

@@ -1,0 +1,37 @@
+//! Outbox mutations that go through the writer: the drainer's claim of the rows it is about
+//! to send (the other row updates, after a send, are the drainer's own: `store::outbox`).
+
+use super::tx::{tx_decode, TxResult};
+use super::Applied;
+use crate::domain::{OutboxMail, OutboxStatus, Timestamp};
+use crate::store::codec;
+use crate::store::keys::{due_key, u64_key};
+use crate::store::trees::Tx;
+
+impl Tx<'_> {
+    /// Moves the next attempt of each pending row in `claims` to its time, keeping the
+    /// `outbox_due` index in step. Rows already sent or failed are skipped (the claim is
+    /// taken after a scan, which another update may have overtaken).
+    pub(super) fn claim_mails(
+        &self,
+        claims: &[(u64, Timestamp)],
+    ) -> TxResult<(Applied, Option<u64>)> {
+        let mut claimed = Vec::with_capacity(claims.len());
+        for (id, until) in claims {
+            let key = u64_key(*id);
+            let Some(bytes) = self.outbox.get(key)? else {
+                continue;
+            };
+            let mut row: OutboxMail = tx_decode("outbox", &bytes)?;
+            if row.status != OutboxStatus::Pending {
+                continue;
+            }
+            self.outbox_due.remove(&due_key(row.next_attempt_at, *id))?;
+            row.next_attempt_at = *until;
+            self.outbox_due.insert(&due_key(*until, *id), &[])?;
+            self.outbox.insert(&key, codec::encode(&row))?;
+            claimed.push(row);
+        }
+        Ok((Applied::Claimed(claimed), None))
+    }
+}
