@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (REST, WebSockets, dashboard, mail drainer).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage users offline, on the data folder (stop the server first).
     #[command(subcommand)]
     User(UserCommand),
