@@ -44,8 +44,10 @@ data=$(mktemp -d)
 export APP_ADMIN_EMAIL=admin@example.com
 export APP_ADMIN_PASSWORD=secret-pass-1
 export APP_TOKEN_TTL=86400
-# The big delete books 100 000 reservations from one address: lift the public booking limit.
+# The big delete books 100 000 reservations for one business from one address: lift the
+# public booking limits (per address and per business).
 export APP_BOOKING_RATE_PER_MINUTE=100000000
+export APP_BOOKING_RATE_PER_BUSINESS_PER_MINUTE=100000000
 export RUST_LOG=${RUST_LOG:-warn}
 
 "$app" serve --addr 127.0.0.1:0 --data "$data" >"$data/serve.out" 2>"$data/serve.err" &
