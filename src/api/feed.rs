@@ -85,27 +85,70 @@ async fn dashboard(state: AppState, auth: Option<String>) -> Result<Response, Ap
     ))
 }
 
-/// GET /api/activity/?type=T
+/// How many events one page of `GET /api/activity/?before=…` lists at most.
+pub const MAX_ACTIVITY_PAGE: usize = 200;
+/// How many it lists unless `limit` says.
+pub const DEFAULT_ACTIVITY_PAGE: usize = 50;
+
+/// GET /api/activity/?type=T&before=ID&limit=N
 async fn activity(
     state: AppState,
     auth: Option<String>,
     query: HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let caller = state.authenticate(auth).await?;
+    let mut errors = FieldErrors::default();
     let kind = match query.get("type").map(String::as_str) {
         None | Some("") => None,
-        Some(text) => Some(EventKind::parse(text).ok_or_else(|| {
+        Some(text) => EventKind::parse(text).or_else(|| {
             let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-            ApiError::field("type", format!("must be one of {}", known.join(", ")))
-        })?),
+            errors.add("type", format!("must be one of {}", known.join(", ")));
+            None
+        }),
     };
+    let before = query
+        .get("before")
+        .and_then(|text| match text.parse::<u64>() {
+            Ok(id) if id >= 1 => Some(id),
+            _ => {
+                errors.add("before", "must be an event id (an integer from 1)");
+                None
+            }
+        });
+    let limit = query
+        .get("limit")
+        .and_then(|text| match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_ACTIVITY_PAGE).contains(&n) => Some(n),
+            _ => {
+                errors.add(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_ACTIVITY_PAGE}"),
+                );
+                None
+            }
+        });
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let visibility = state.visibility(&caller)?;
-    let published = state.bus.published_id();
-    let items = state
-        .read(move |store| store.activity(&visibility, kind, published))
-        .await?;
+    let up_to = state.bus.published_id();
+    let (items, next_before) = if before.is_none() && limit.is_none() {
+        state
+            .read(move |store| {
+                // The answer of the first round: the newest 50 of the log, filtered among them.
+                let items = store.activity(&visibility, kind, up_to)?;
+                Ok((items, store.activity_window_start()?))
+            })
+            .await?
+    } else {
+        let limit = limit.unwrap_or(DEFAULT_ACTIVITY_PAGE);
+        let page = state
+            .read(move |store| store.activity_before(&visibility, kind, before, up_to, limit))
+            .await?;
+        (page.items, page.next_before)
+    };
     Ok(json_reply(
-        &json!({ "items": frames(&items) }),
+        &json!({ "items": frames(&items), "next_before": next_before }),
         StatusCode::OK,
     ))
 }

@@ -11,6 +11,7 @@ use crate::domain::validate::{self, FieldErrors, MAX_TEXT_CHARS};
 use crate::domain::{Email, NewReservation, Timestamp};
 use crate::reply::json_reply;
 use crate::state::AppState;
+use crate::store::UpcomingCursor;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
@@ -126,7 +127,7 @@ async fn book(
     Ok(json_reply(&reservation, StatusCode::CREATED))
 }
 
-/// GET /api/businesses/{id}/reservations/?limit=N&cursor=C
+/// GET /api/businesses/{id}/reservations/?limit=N&cursor=C[&upcoming=true]
 async fn list(
     business_id: Uuid,
     state: AppState,
@@ -135,10 +136,32 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let caller = state.authenticate(auth).await?;
     visible_business(&state, &caller, business_id)?;
-    let (limit, cursor) = page_params(&query)?;
-    let page = state
-        .read(move |store| store.list_reservations(business_id, limit, cursor))
-        .await?;
+    let page = match query.get("upcoming").map(String::as_str) {
+        None | Some("" | "false") => {
+            let (limit, cursor) = page_params(&query)?;
+            state
+                .read(move |store| store.list_reservations(business_id, limit, cursor))
+                .await?
+        }
+        Some("true") => {
+            // The limit's rules are the other listing's; the cursor is this one's own.
+            let mut rest = query.clone();
+            let cursor = rest.remove("cursor").filter(|text| !text.is_empty());
+            let (limit, _) = page_params(&rest)?;
+            let cursor = cursor
+                .map(|text| {
+                    UpcomingCursor::parse(&text).ok_or_else(|| {
+                        ApiError::field("cursor", "is not a cursor returned by this listing")
+                    })
+                })
+                .transpose()?;
+            let now = Timestamp::now();
+            state
+                .read(move |store| store.upcoming_reservations(business_id, now, limit, cursor))
+                .await?
+        }
+        Some(_) => return Err(ApiError::field("upcoming", "must be true or false")),
+    };
     Ok(json_reply(
         &json!({ "items": page.items, "count": page.count, "next_cursor": page.next_cursor }),
         StatusCode::OK,

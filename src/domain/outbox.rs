@@ -18,6 +18,9 @@ pub enum MailKind {
     ReservationNotice,
     /// To the customer, on `reservation_cancelled`.
     CancellationNotice,
+    /// To the new owner, on a `business_updated` that reassigns the business. Last: rows are
+    /// stored with the variant's position.
+    Handover,
 }
 
 impl MailKind {
@@ -28,6 +31,7 @@ impl MailKind {
             MailKind::ReservationConfirmation => "reservation_confirmation",
             MailKind::ReservationNotice => "reservation_notice",
             MailKind::CancellationNotice => "cancellation_notice",
+            MailKind::Handover => "handover",
         }
     }
 }

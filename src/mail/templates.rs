@@ -49,6 +49,7 @@ pub fn render(row: &OutboxMail) -> Result<Rendered, MailError> {
 fn content(row: &OutboxMail) -> Result<Content, MailError> {
     Ok(match row.kind {
         MailKind::Welcome => welcome(&row.business),
+        MailKind::Handover => handover(&row.business),
         MailKind::ReservationConfirmation => confirmation(&Booking::of(row)?),
         MailKind::ReservationNotice => notice(&Booking::of(row)?),
         MailKind::CancellationNotice => cancellation(&Booking::of(row)?),
@@ -65,13 +66,34 @@ fn welcome(business: &Business) -> Content {
             "your business \u{201c}{name}\u{201d} is now on the platform. Its reservations \
              appear on your dashboard as they arrive, and we email you about each one."
         ),
-        details: vec![
-            ("Business", name.clone()),
-            ("Subdomain", business.subdomain.clone()),
-            ("Owner", business.owner_email.clone()),
-        ],
+        details: business_details(business),
         closing: "Happy booking!",
     }
+}
+
+/// To the new owner, when a business is reassigned to them: the welcome's words for a
+/// business that already takes bookings.
+fn handover(business: &Business) -> Content {
+    let name = &business.name;
+    Content {
+        subject: format!("Welcome! {name} is now yours"),
+        greeting: "Hello,".into(),
+        lead: format!(
+            "the business \u{201c}{name}\u{201d} has been handed over to you. From now on its \
+             reservations appear on your dashboard as they arrive, and we email you about each one."
+        ),
+        details: business_details(business),
+        closing: "Happy booking!",
+    }
+}
+
+/// What the welcome mails list about the business.
+fn business_details(business: &Business) -> Vec<(&'static str, String)> {
+    vec![
+        ("Business", business.name.clone()),
+        ("Subdomain", business.subdomain.clone()),
+        ("Owner", business.owner_email.clone()),
+    ]
 }
 
 /// To the customer, on `reservation_created`.
@@ -262,7 +284,8 @@ mod tests {
             to: "ann@example.com".into(),
             event_id: 1,
             business,
-            reservation: (kind != MailKind::Welcome).then_some(reservation),
+            reservation: (!matches!(kind, MailKind::Welcome | MailKind::Handover))
+                .then_some(reservation),
             status: OutboxStatus::Pending,
             attempts: 0,
             next_attempt_at: now,
@@ -272,11 +295,12 @@ mod tests {
         }
     }
 
-    const KINDS: [MailKind; 4] = [
+    const KINDS: [MailKind; 5] = [
         MailKind::Welcome,
         MailKind::ReservationConfirmation,
         MailKind::ReservationNotice,
         MailKind::CancellationNotice,
+        MailKind::Handover,
     ];
 
     #[test]
@@ -325,6 +349,11 @@ mod tests {
                 MailKind::CancellationNotice,
                 "Your reservation at Salon ✂ was cancelled",
                 "was cancelled.",
+            ),
+            (
+                MailKind::Handover,
+                "Welcome! Salon ✂ is now yours",
+                "has been handed over to you",
             ),
         ];
         for (kind, subject, phrase) in cases {

@@ -55,7 +55,7 @@ pub enum Visibility {
 
 impl Visibility {
     /// Whether `event` is in view.
-    fn allows(&self, event: &Event) -> bool {
+    pub(super) fn allows(&self, event: &Event) -> bool {
         match self {
             Visibility::All => true,
             Visibility::Businesses(ids) => ids.contains(&event.business_id),

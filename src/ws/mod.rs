@@ -1,4 +1,4 @@
-//! The WebSocket routes: `/ws/dashboard/` and `/ws/business/{id}/`.
+//! The WebSocket routes: `/ws/dashboard/`, `/ws/business/{id}/` and `/ws/owner/`.
 //!
 //! The `Origin` check happens before the upgrade (403 JSON). Everything after the upgrade —
 //! authentication, authorization, resume — is the session's, and failures there are close
@@ -30,6 +30,8 @@ const READ_BUFFER_BYTES: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelRequest {
     Dashboard,
+    /// Every business the caller owns, as ownership changes (owners only).
+    Owner,
     /// The raw id from the path; an id that is not a UUID is an unknown business.
     Business(String),
 }
@@ -42,8 +44,13 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let business = warp::path!("ws" / "business" / String)
         .and(warp::path::end())
         .map(ChannelRequest::Business);
+    let owner = warp::path!("ws" / "owner")
+        .and(warp::path::end())
+        .map(|| ChannelRequest::Owner);
     dashboard
         .or(business)
+        .unify()
+        .or(owner)
         .unify()
         .and(warp::get())
         .and(warp::header::optional::<String>("origin"))

@@ -90,7 +90,7 @@ pub struct HelloUser<'a> {
 /// The payload of `connection_established`, the first frame of an accepted connection.
 #[derive(Debug, Serialize)]
 pub struct Hello<'a> {
-    /// `dashboard` or `business:<id>`.
+    /// `dashboard`, `owner` or `business:<id>`.
     pub channel: &'a str,
     pub epoch: &'a str,
     /// When the token expires; the socket is closed with 4401 then unless refreshed.

@@ -89,7 +89,7 @@ pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) 
             return;
         }
     };
-    let (channel_name, business) = match authorize(&state, &caller, &params.channel) {
+    let (channel_name, scope) = match authorize(&state, &caller, &params.channel) {
         Ok(channel) => channel,
         Err((code, reason)) => {
             ending::refuse(&mut socket, code, reason).await;
@@ -107,11 +107,13 @@ pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) 
     let metrics = state.metrics.clone();
     metrics.ws_connections.fetch_add(1, Ordering::Relaxed);
     let mut session = Session {
-        visibility: match business {
-            Some(id) => Visibility::Businesses(vec![id]),
-            None => Visibility::All,
+        visibility: match scope {
+            Scope::All => Visibility::All,
+            Scope::Business(id) => Visibility::Businesses(vec![id]),
+            // The replay applies the same audience rule as `route` (DESIGN invariant 3).
+            Scope::Owner => Visibility::Audience(caller.user.email.clone()),
         },
-        business,
+        scope,
         state,
         caller,
         cursor: Cursor::new(newest),
@@ -133,22 +135,38 @@ pub async fn run(state: AppState, params: ConnectParams, mut socket: WebSocket) 
     metrics.ws_connections.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// The channel's name and, for a business channel, its id — or the close code refusing it.
+/// What an authorized channel follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every event (the dashboard).
+    All,
+    /// One business's events, for as long as the caller may see it.
+    Business(Uuid),
+    /// The events of whichever businesses the caller owned when each was committed.
+    Owner,
+}
+
+/// The channel's name and what it follows — or the close code refusing it.
 fn authorize(
     state: &AppState,
     caller: &Caller,
     request: &ChannelRequest,
-) -> Result<(String, Option<Uuid>), (u16, &'static str)> {
+) -> Result<(String, Scope), (u16, &'static str)> {
     let admin = caller.is_admin();
     match request {
-        ChannelRequest::Dashboard if admin => Ok(("dashboard".into(), None)),
+        ChannelRequest::Dashboard if admin => Ok(("dashboard".into(), Scope::All)),
         ChannelRequest::Dashboard => Err((CLOSE_FORBIDDEN, "the dashboard is for super admins")),
+        // A super admin has the dashboard; "the businesses I own" means nothing for them.
+        ChannelRequest::Owner if admin => Err((CLOSE_FORBIDDEN, "the owner channel is for owners")),
+        ChannelRequest::Owner => Ok(("owner".into(), Scope::Owner)),
         ChannelRequest::Business(raw) => {
             let business = Uuid::parse_str(raw)
                 .ok()
                 .and_then(|id| state.store.business(id).ok().flatten());
             match business {
-                Some(b) if caller.may_see(&b) => Ok((format!("business:{}", b.id), Some(b.id))),
+                Some(b) if caller.may_see(&b) => {
+                    Ok((format!("business:{}", b.id), Scope::Business(b.id)))
+                }
                 // Owners learn nothing about businesses that are not theirs.
                 _ if !admin => Err((CLOSE_FORBIDDEN, "not your business")),
                 _ => Err((CLOSE_NOT_FOUND, "no such business")),
@@ -170,8 +188,8 @@ enum Route {
 struct Session {
     state: AppState,
     caller: Caller,
-    /// `None` for the dashboard (every event), else the one business this channel follows.
-    business: Option<Uuid>,
+    /// What this channel follows.
+    scope: Scope,
     visibility: Visibility,
     /// Where this session stands in the event log, and its replay.
     cursor: Cursor,
@@ -413,13 +431,16 @@ impl Session {
     /// rule, `Caller::may_receive`, decides (DESIGN invariant 3). Events it skips still
     /// moved the cursor, so ids stay gap-free within what it may see (invariant 2).
     fn route(&self, business_id: Uuid, kind: EventKind, audience: &Audience) -> Route {
-        if self.business.is_some_and(|id| id != business_id) || !self.caller.may_receive(audience) {
+        let other_business = matches!(self.scope, Scope::Business(id) if id != business_id);
+        if other_business || !self.caller.may_receive(audience) {
             return Route::Skip;
         }
         // The business moved to someone else, or was deleted: this event is the last —
         // unless (a replay of an old move) it has come back to the caller since, in which
-        // case the events in between are skipped above and the channel goes on.
-        let ends_access = self.business.is_some()
+        // case the events in between are skipped above and the channel goes on. The owner
+        // channel follows the owner, not one business: the audience alone ends the
+        // business's events there, and the socket stays open.
+        let ends_access = matches!(self.scope, Scope::Business(_))
             && matches!(
                 kind,
                 EventKind::BusinessUpdated | EventKind::BusinessDeleted
@@ -451,9 +472,10 @@ impl Session {
     /// Whether the (possibly renewed) caller may still follow this channel: `auth` re-checks
     /// it, since the business may have moved since the socket opened.
     fn still_allowed(&self) -> Result<(), Ending> {
-        let request = match self.business {
-            Some(id) => ChannelRequest::Business(id.to_string()),
-            None => ChannelRequest::Dashboard,
+        let request = match self.scope {
+            Scope::Business(id) => ChannelRequest::Business(id.to_string()),
+            Scope::All => ChannelRequest::Dashboard,
+            Scope::Owner => ChannelRequest::Owner,
         };
         match authorize(&self.state, &self.caller, &request) {
             Ok(_) => Ok(()),

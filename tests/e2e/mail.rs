@@ -206,6 +206,49 @@ async fn each_mail_reaches_its_recipients_with_subject_both_bodies_headers_and_e
     assert_eq!(metric(&server.base, "app_outbox_failed_total").await, 0);
 }
 
+/// Issue 13: a reassigned business welcomes its new owner, queued with the move (DESIGN
+/// invariant 4); a rename that keeps the owner mails nobody.
+#[tokio::test]
+async fn invariant_4_reassigning_a_business_welcomes_the_new_owner_once() {
+    const NEW_OWNER: &str = "next@salons.test";
+    let sink = SmtpSink::start().await;
+    let server = server_with_sink(&sink, &[]).await;
+    let admin = server.admin().await;
+    let business = admin.create_business("Plain", "handed", OWNER).await;
+    let id = business["id"].as_str().expect("business id");
+    let path = format!("/api/businesses/{id}/");
+    for body in [
+        json!({ "name": HOSTILE_BUSINESS }),
+        json!({ "owner_email": NEW_OWNER }),
+        json!({ "owner_email": NEW_OWNER }),
+    ] {
+        let answer = admin.call("PATCH", &path, Some(body)).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+    let received = mails(&sink, 2).await;
+    let handover = received
+        .iter()
+        .find(|mail| mail.rcpt_to == vec![NEW_OWNER.to_string()])
+        .unwrap_or_else(|| panic!("no mail to the new owner among {:?}", subjects(&received)));
+    assert_eq!(
+        handover.subject(),
+        format!("Welcome! {HOSTILE_BUSINESS} is now yours")
+    );
+    assert_well_formed(handover, NEW_OWNER);
+    let mime = handover.mime();
+    assert_escaped(&mime);
+    assert!(mime.part_text("text/plain").contains("handed over to you"));
+    assert!(mime.part_text("text/plain").contains("Subdomain: handed"));
+    metric_becomes(&server, "app_outbox_sent_total", 2).await;
+    let received = sink.received();
+    assert_eq!(
+        subjects(&received).len(),
+        2,
+        "the create's welcome and one handover: {:?}",
+        subjects(&received)
+    );
+}
+
 fn subjects(mails: &[ReceivedMail]) -> Vec<String> {
     mails.iter().map(ReceivedMail::subject).collect()
 }

@@ -9,6 +9,7 @@ mod hostile;
 mod in_process;
 mod isolation;
 mod mail;
+mod owner;
 mod public_booking;
 mod realtime;
 mod rest_auth;

@@ -1,5 +1,5 @@
-//! Business mutations: create, update and delete, each with its event (and, for a create,
-//! the owner's welcome mail) in the same transaction.
+//! Business mutations: create, update and delete, each with its event (and, for a create or
+//! a reassignment, the new owner's welcome mail) in the same transaction.
 
 use super::tx::{abort, tx_decode, TxResult};
 use super::{Applied, BusinessRecord, MailStamp};
@@ -59,12 +59,14 @@ impl Tx<'_> {
         Ok((Applied::Business(business.clone()), Some(id)))
     }
 
-    /// Applies `patch`, moving the owner index entry when the owner changes.
+    /// Applies `patch`, moving the owner index entry and welcoming the new owner when the
+    /// owner changes.
     pub(super) fn update_business(
         &self,
         id: Uuid,
         patch: &BusinessPatch,
         now: Timestamp,
+        stamp: &MailStamp,
         capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let mut record = self.business(id)?;
@@ -91,6 +93,17 @@ impl Tx<'_> {
             Event::for_business(event_id, EventKind::BusinessUpdated, &record.business, now)
                 .moved_from(&old_owner);
         self.append_event(&event, capacity)?;
+        if record.business.owner_email != old_owner {
+            // Queued with its cause (DESIGN invariant 4), like the welcome on create.
+            self.enqueue_mail(
+                stamp,
+                MailKind::Handover,
+                &record.business.owner_email,
+                &event,
+                &record.business,
+                None,
+            )?;
+        }
         Ok((Applied::Business(record.business), Some(event_id)))
     }
 

@@ -246,7 +246,7 @@ impl Tx<'_> {
             } => self.session(mutation, *family, *now),
             Prepared::CreateBusiness(business) => self.create_business(business, stamp, capacity),
             Prepared::UpdateBusiness { id, patch, now } => {
-                self.update_business(*id, patch, *now, capacity)
+                self.update_business(*id, patch, *now, stamp, capacity)
             }
             Prepared::DeleteBusiness { id, now } => self.delete_business(*id, *now, capacity),
             Prepared::CreateReservation(reservation) => {
