@@ -247,7 +247,10 @@ mod tests {
         // Other accounts are not.
         assert_eq!(gate.admit_at(ip("10.0.0.1"), "b@x", at), Ok(()));
         // Once the first failure is 15 minutes old, one more try is allowed.
-        assert_eq!(gate.admit_at(ClientKey::Unknown, "a@x", t0 + FAILURE_WINDOW), Ok(()));
+        assert_eq!(
+            gate.admit_at(ClientKey::Unknown, "a@x", t0 + FAILURE_WINDOW),
+            Ok(())
+        );
     }
 
     #[test]
