@@ -22,15 +22,20 @@ export class ApiError extends Error {
   }
 }
 
+/** How long a session call (refresh, logout) may take before it counts as a network failure. */
+const SESSION_CALL_TIMEOUT_MS = 15_000;
+
 /**
  * Creates a client.
- * @param {{ getToken?: () => string|null, onUnauthorized?: (err: ApiError) => void }} options
- *   `onUnauthorized` runs when a call that sent a token gets 401 (expired or revoked):
- *   the app returns to the login form.
+ * @param {{ getToken?: () => string|null, renew?: (stale: string) => Promise<string|null>,
+ *   onUnauthorized?: (err: ApiError) => void }} options
+ *   A call that sent a token and got 401 asks `renew` for a newer token and is retried once
+ *   with it; `onUnauthorized` runs when there is none or the retry is refused too (the app
+ *   returns to the login form).
  */
-export function createApi({ getToken = () => null, onUnauthorized = () => {} } = {}) {
+export function createApi({ getToken = () => null, renew = async () => null, onUnauthorized = () => {} } = {}) {
   /** `auth: false` sends no token (signing in), so a 401 there means wrong credentials. */
-  async function request(method, path, body, { auth = true } = {}) {
+  async function request(method, path, body, { auth = true, retried = false, timeoutMs } = {}) {
     const headers = { Accept: 'application/json' };
     const token = auth ? getToken() : null;
     if (token) headers.Authorization = `Bearer ${token}`;
@@ -43,6 +48,7 @@ export function createApi({ getToken = () => null, onUnauthorized = () => {} } =
         body: body === undefined ? undefined : JSON.stringify(body),
         cache: 'no-store',
         credentials: 'omit',
+        signal: timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined,
       });
     } catch {
       throw new ApiError(0, 'network', 'The server could not be reached. Check your connection and try again.');
@@ -67,7 +73,12 @@ export function createApi({ getToken = () => null, onUnauthorized = () => {} } =
       e.fields,
       Number.isFinite(retry) ? retry : null,
     );
-    if (res.status === 401 && token) onUnauthorized(err);
+    if (res.status === 401 && token) {
+      // Expired (a laptop that slept past the renewal) or revoked: one renewal, one retry.
+      const fresh = retried ? null : await renew(token);
+      if (fresh) return request(method, path, body, { auth, retried: true });
+      onUnauthorized(err);
+    }
     throw err;
   }
 
@@ -75,6 +86,10 @@ export function createApi({ getToken = () => null, onUnauthorized = () => {} } =
   return {
     request,
     login: (email, password) => request('POST', '/api/auth/token/', { email, password }, { auth: false }),
+    refresh: (refresh) =>
+      request('POST', '/api/auth/refresh/', { refresh }, { auth: false, timeoutMs: SESSION_CALL_TIMEOUT_MS }),
+    logout: (refresh) =>
+      request('POST', '/api/auth/logout/', { refresh }, { auth: false, timeoutMs: SESSION_CALL_TIMEOUT_MS }),
     me: () => request('GET', '/api/users/me/'),
     createUser: (body) => request('POST', '/api/users/', body),
     dashboard: () => request('GET', '/api/dashboard/'),
