@@ -22,8 +22,12 @@ export class ApiError extends Error {
   }
 }
 
-/** How long a session call (refresh, logout) may take before it counts as a network failure. */
-const SESSION_CALL_TIMEOUT_MS = 15_000;
+/**
+ * How long signing out may wait for the server. A refresh gets no such limit: abandoning one
+ * the server then completes would lose the rotated token, and presenting the old one again
+ * revokes the whole login (API.md, reuse detection).
+ */
+const LOGOUT_TIMEOUT_MS = 10_000;
 
 /**
  * Creates a client.
@@ -87,9 +91,9 @@ export function createApi({ getToken = () => null, renew = async () => null, onU
     request,
     login: (email, password) => request('POST', '/api/auth/token/', { email, password }, { auth: false }),
     refresh: (refresh) =>
-      request('POST', '/api/auth/refresh/', { refresh }, { auth: false, timeoutMs: SESSION_CALL_TIMEOUT_MS }),
+      request('POST', '/api/auth/refresh/', { refresh }, { auth: false }),
     logout: (refresh) =>
-      request('POST', '/api/auth/logout/', { refresh }, { auth: false, timeoutMs: SESSION_CALL_TIMEOUT_MS }),
+      request('POST', '/api/auth/logout/', { refresh }, { auth: false, timeoutMs: LOGOUT_TIMEOUT_MS }),
     me: () => request('GET', '/api/users/me/'),
     createUser: (body) => request('POST', '/api/users/', body),
     dashboard: () => request('GET', '/api/dashboard/'),

@@ -9,6 +9,14 @@ import { readSession, saveSession, renewalDue, withRenewLock } from './session.j
 const RETRY_MS = 5_000;
 /** A token another tab just stored is taken as is if it has more than this share of its life left. */
 const FRESH_SHARE = 0.2;
+/**
+ * How long the lock stays held after a refresh is stored. Chromium mirrors localStorage into
+ * each tab's process and copies writes across asynchronously, so a tab granted the lock at
+ * once could still read the refresh token just used, present it again, and have the server
+ * revoke the whole login as a reuse (seen in sessions.test.js). Renewals are rare and in the
+ * background: a second of waiting costs nothing.
+ */
+const HOLD_AFTER_REFRESH_MS = 1_000;
 
 function stillFresh(token) {
   const due = renewalDue(token, 1 - FRESH_SHARE);
@@ -68,6 +76,7 @@ export function createRenewer({ refresh, onToken, onRefused }) {
       saveSession(res);
       const next = readSession();
       onToken(next);
+      await new Promise((r) => setTimeout(r, HOLD_AFTER_REFRESH_MS));
       return next.token;
     }).finally(() => {
       inflight = null;

@@ -11,9 +11,14 @@ import { launch, session, signIn, waitForStatus } from './support/browser.js';
 const TTL = 20;
 const LIVE_FOR_MS = 90_000;
 
-/** Records what a tab's sockets and renewals do. */
-function watchTab(page) {
+/** Records what a tab's sockets and renewals do; `log` tells the story when a check fails. */
+function watchTab(page, name, log) {
   const seen = { sockets: 0, authOk: 0, refreshes: [] };
+  const at = () => `${((Date.now() - log.start) / 1000).toFixed(1)}s ${name}`;
+  page.on('request', (req) => {
+    if (new URL(req.url()).pathname === '/api/auth/refresh/') log.push(`${at()} refresh ${JSON.parse(req.postData()).refresh.slice(0, 8)}`);
+  });
+  page.on('requestfailed', (req) => log.push(`${at()} failed ${new URL(req.url()).pathname} ${req.failure()?.errorText}`));
   page.on('websocket', (ws) => {
     seen.sockets += 1;
     ws.on('framereceived', (f) => {
@@ -21,7 +26,13 @@ function watchTab(page) {
     });
   });
   page.on('response', (res) => {
-    if (new URL(res.url()).pathname === '/api/auth/refresh/') seen.refreshes.push(res.status());
+    const path = new URL(res.url()).pathname;
+    if (path === '/api/auth/refresh/') seen.refreshes.push(res.status());
+    if (path.startsWith('/api/')) log.push(`${at()} ${res.status()} ${path}`);
+  });
+  page.on('websocket', (ws) => {
+    log.push(`${at()} socket opened`);
+    ws.on('close', () => log.push(`${at()} socket closed`));
   });
   return seen;
 }
@@ -40,37 +51,44 @@ describe('staying signed in', () => {
 
   it('keeps two tabs of one session live for 90 s on 20 s tokens, never closing with 4401', { timeout: 150_000 }, (t) =>
     session(t, browser, async (tabs) => {
-      const first = await tabs.open();
-      const one = watchTab(first);
-      const start = Date.now();
-      await signIn(first, server.url, ADMIN);
-      // The second tab of the same window shares the session: no password.
-      const second = await tabs.open(undefined, { sameWindowAs: first });
-      const two = watchTab(second);
-      await second.goto(`${server.url}/`);
-      await waitForStatus(second, 'Live');
+      const log = Object.assign([], { start: Date.now() });
+      try {
+        const first = await tabs.open();
+        const one = watchTab(first, 'tab1', log);
+        const start = Date.now();
+        await signIn(first, server.url, ADMIN);
+        // The second tab of the same window shares the session: no password.
+        const second = await tabs.open(undefined, { sameWindowAs: first });
+        const two = watchTab(second, 'tab2', log);
+        await second.goto(`${server.url}/`);
+        await waitForStatus(second, 'Live');
 
-      await second.waitForTimeout(Math.max(0, start + LIVE_FOR_MS - 5000 - Date.now()));
-      const name = unique('Near the end');
-      await server.createBusiness(name, unique('late'), 'owner@example.com');
-      for (const page of [first, second]) {
-        await page.locator('#business-rows tr', { hasText: name }).waitFor({ timeout: 2000 });
-      }
-      await second.waitForTimeout(Math.max(0, start + LIVE_FOR_MS - Date.now()));
+        await second.waitForTimeout(Math.max(0, start + LIVE_FOR_MS - 5000 - Date.now()));
+        const name = unique('Near the end');
+        await server.createBusiness(name, unique('late'), 'owner@example.com');
+        for (const page of [first, second]) {
+          await page.locator('#business-rows tr', { hasText: name }).waitFor({ timeout: 2000 });
+        }
+        await second.waitForTimeout(Math.max(0, start + LIVE_FOR_MS - Date.now()));
 
-      for (const [label, page, seen] of [['first', first, one], ['second', second, two]]) {
-        assert.equal(await page.locator('#conn-status').textContent(), 'Live', `${label} tab is live`);
-        assert.equal(await page.locator('#login-message').count(), 0, `${label} tab still signed in`);
-        // One socket for the whole 90 s: it never closed (a 4401 would have reopened it after
-        // a renewal, or ended on the login form).
-        assert.equal(seen.sockets, 1, `${label} tab kept its socket`);
-        // 90 s on 20 s tokens renewed at 80 %: at least four new tokens reached each socket.
-        assert.ok(seen.authOk >= 4, `${label} tab's socket switched token ${seen.authOk} times`);
+        for (const [label, page, seen] of [['first', first, one], ['second', second, two]]) {
+          assert.equal(await page.locator('#conn-status').textContent(), 'Live', `${label} tab is live`);
+          assert.equal(await page.locator('#login-message').count(), 0, `${label} tab still signed in`);
+          // One socket for the whole 90 s: it never closed (a 4401 would have reopened it after
+          // a renewal, or ended on the login form).
+          assert.equal(seen.sockets, 1, `${label} tab kept its socket`);
+          // 90 s on 20 s tokens renewed at 80 %: at least four new tokens reached each socket.
+          assert.ok(seen.authOk >= 4, `${label} tab's socket switched token ${seen.authOk} times`);
+        }
+        const refreshes = [...one.refreshes, ...two.refreshes];
+        assert.ok(refreshes.every((s) => s === 200), `every refresh succeeded: ${refreshes}`);
+        // One renewal per token for the window, not one per tab (and no reuse revoking the family).
+        assert.ok(refreshes.length >= 4 && refreshes.length <= 7, `${refreshes.length} refreshes for two tabs`);
+      } catch (err) {
+        // What each tab did, in order, and what the server said: the story of a failure.
+        err.message += `\n--- requests and sockets ---\n${log.join('\n')}\n--- server ---\n${server.log.join('').slice(-4000)}`;
+        throw err;
       }
-      const refreshes = [...one.refreshes, ...two.refreshes];
-      assert.ok(refreshes.every((s) => s === 200), `every refresh succeeded: ${refreshes}`);
-      // One renewal per token for the window, not one per tab (and no reuse revoking the family).
-      assert.ok(refreshes.length >= 4 && refreshes.length <= 7, `${refreshes.length} refreshes for two tabs`);
     }));
 
   it('signing out revokes the refresh token and signs out the other tab too', (t) =>
