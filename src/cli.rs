@@ -14,7 +14,6 @@ pub struct Cli {
 }
 
 /// The subcommands.
-// Parsed once at startup and matched at once: the size of the serve flags costs nothing.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (REST, WebSockets, dashboard, mail drainer).

@@ -23,14 +23,23 @@ export class ApiError extends Error {
 }
 
 /**
- * Creates a client.
- * @param {{ getToken?: () => string|null, onUnauthorized?: (err: ApiError) => void }} options
- *   `onUnauthorized` runs when a call that sent a token gets 401 (expired or revoked):
- *   the app returns to the login form.
+ * How long signing out may wait for the server. A refresh gets no such limit: abandoning one
+ * the server then completes would lose the rotated token, and presenting the old one again
+ * revokes the whole login (API.md, reuse detection).
  */
-export function createApi({ getToken = () => null, onUnauthorized = () => {} } = {}) {
+const LOGOUT_TIMEOUT_MS = 10_000;
+
+/**
+ * Creates a client.
+ * @param {{ getToken?: () => string|null, renew?: (stale: string) => Promise<string|null>,
+ *   onUnauthorized?: (err: ApiError) => void }} options
+ *   A call that sent a token and got 401 asks `renew` for a newer token and is retried once
+ *   with it; `onUnauthorized` runs when there is none or the retry is refused too (the app
+ *   returns to the login form).
+ */
+export function createApi({ getToken = () => null, renew = async () => null, onUnauthorized = () => {} } = {}) {
   /** `auth: false` sends no token (signing in), so a 401 there means wrong credentials. */
-  async function request(method, path, body, { auth = true } = {}) {
+  async function request(method, path, body, { auth = true, retried = false, timeoutMs } = {}) {
     const headers = { Accept: 'application/json' };
     const token = auth ? getToken() : null;
     if (token) headers.Authorization = `Bearer ${token}`;
@@ -43,6 +52,7 @@ export function createApi({ getToken = () => null, onUnauthorized = () => {} } =
         body: body === undefined ? undefined : JSON.stringify(body),
         cache: 'no-store',
         credentials: 'omit',
+        signal: timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined,
       });
     } catch {
       throw new ApiError(0, 'network', 'The server could not be reached. Check your connection and try again.');
@@ -67,7 +77,12 @@ export function createApi({ getToken = () => null, onUnauthorized = () => {} } =
       e.fields,
       Number.isFinite(retry) ? retry : null,
     );
-    if (res.status === 401 && token) onUnauthorized(err);
+    if (res.status === 401 && token) {
+      // Expired (a laptop that slept past the renewal) or revoked: one renewal, one retry.
+      const fresh = retried ? null : await renew(token);
+      if (fresh) return request(method, path, body, { auth, retried: true });
+      onUnauthorized(err);
+    }
     throw err;
   }
 
@@ -75,6 +90,10 @@ export function createApi({ getToken = () => null, onUnauthorized = () => {} } =
   return {
     request,
     login: (email, password) => request('POST', '/api/auth/token/', { email, password }, { auth: false }),
+    refresh: (refresh) =>
+      request('POST', '/api/auth/refresh/', { refresh }, { auth: false }),
+    logout: (refresh) =>
+      request('POST', '/api/auth/logout/', { refresh }, { auth: false, timeoutMs: LOGOUT_TIMEOUT_MS }),
     me: () => request('GET', '/api/users/me/'),
     createUser: (body) => request('POST', '/api/users/', body),
     dashboard: () => request('GET', '/api/dashboard/'),

@@ -1,44 +1,89 @@
 // app.js — the dashboard's entry point: decides between the login form and a signed-in
-// view (super admin or business owner), and returns to the login form when the session
-// ends (sign out, or an expired token: a REST 401, a 4401 close, or the `exp` timer).
+// view (super admin or business owner), keeps the session alive with the refresh token
+// (renewal.js), and returns to the login form when the session ends (sign out here or in
+// another tab, or a renewal the server refuses).
 
 import { createApi } from './api.js';
 import { h, replace } from './dom.js';
-import { loadSession, saveSession, clearSession, takeFlash, tokenExpiry, tokenClaims } from './session.js';
+import { loadSession, saveSession, clearSession, takeFlash, onSessionChange, withRenewLock, readSession } from './session.js';
+import { createRenewer } from './renewal.js';
 import { renderLogin } from './views/login.js';
 import { renderShell } from './views/shell.js';
 import { mountAdmin } from './views/admin.js';
 import { mountOwner } from './views/owner.js';
 
 const EXPIRED = 'Your session has expired. Please sign in again.';
-/** How long before the token expires the top bar offers to extend the session (at most a
- * quarter of the token's lifetime, so a fresh short-lived token is not renewed at once). */
-const RENEW_BEFORE_MS = 2 * 60 * 1000;
+/** A channel refused with 4401 again this soon after a restart means the renewal did not help. */
+const RESTART_GUARD_MS = 30_000;
 
 const main = document.getElementById('main');
 const topbar = document.getElementById('topbar');
 
 let session = loadSession();
-/** What the signed-in view needs to tear down: `{ shell, unmount, timer }`. */
+/** What the signed-in view needs to tear down: `{ shell, unmount }`. */
 let signedIn = null;
+let lastRestart = 0;
+
+const renewer = createRenewer({
+  refresh: (token) => api.refresh(token),
+  onToken: useSession,
+  onRefused: () => endSession(EXPIRED),
+});
 
 const api = createApi({
   getToken: () => session?.token ?? null,
+  renew: (stale) => renewer.renew(stale),
   onUnauthorized: () => endSession(EXPIRED),
 });
 
+// Another tab renewed (take its token) or signed out (follow it).
+onSessionChange((stored) => {
+  if (!session) return;
+  if (!stored) endSession(null);
+  else if (stored.token !== session.token) useSession(stored);
+});
+
+/** A newer token for the same login: REST uses it from now on, the open channel switches to it. */
+function useSession(next) {
+  if (!session || next.token === session.token) return;
+  session = next;
+  signedIn?.shell.useToken(next.token);
+  renewer.schedule(next.token);
+}
+
+/** Tears down the signed-in view, keeping the session. */
+function unmountView() {
+  if (!signedIn) return;
+  signedIn.unmount?.();
+  signedIn.shell.destroy();
+  signedIn = null;
+}
+
 /** Leaves the signed-in view; `message` is shown on the login form. */
 function endSession(message) {
-  if (signedIn) {
-    clearTimeout(signedIn.timer);
-    clearTimeout(signedIn.renewTimer);
-    signedIn.unmount?.();
-    signedIn.shell.destroy();
-    signedIn = null;
-  }
+  if (!session) return; // already ended (a refused renewal and the 401 that asked for it)
+  unmountView();
+  renewer.stop();
   session = null;
   clearSession(message);
   showLogin();
+}
+
+/** Revokes the refresh token on the server, then forgets the session (every tab follows). */
+async function signOut() {
+  if (!session) return;
+  renewer.stop();
+  // Under the renewal lock, so no other tab rotates the token between reading and revoking it.
+  await withRenewLock(async () => {
+    const refresh = readSession()?.refresh;
+    if (!refresh) return;
+    try {
+      await api.logout(refresh);
+    } catch {
+      // Unreachable server: forget the token here anyway; it expires on its own.
+    }
+  });
+  endSession(null);
 }
 
 function showLogin() {
@@ -47,8 +92,9 @@ function showLogin() {
     message: takeFlash(),
     signIn: async (email, password) => {
       const res = await api.login(email, password);
-      saveSession(res.access, res.user);
+      saveSession(res);
       session = loadSession();
+      renewer.resume();
       await showDashboard();
     },
   });
@@ -61,7 +107,7 @@ async function showDashboard() {
   }
   let user = session.user;
   try {
-    // Also proves the stored token still works before anything opens a socket.
+    // Also proves (or renews) the stored token before anything opens a socket.
     user = await api.me();
   } catch (err) {
     if (err.status === 401) return; // onUnauthorized already went back to the login form
@@ -70,52 +116,43 @@ async function showDashboard() {
       h('button', { type: 'button', class: 'btn', onclick: showDashboard }, 'Try again')));
     return;
   }
+  if (!session) return;
   const shell = renderShell(topbar, {
     user,
     title: user.role === 'super_admin' ? 'Platform dashboard' : 'My business',
-    onSignOut: () => endSession(null),
+    onSignOut: signOut,
   });
   const ctx = {
     api,
     user,
     getToken: () => session?.token ?? null,
     onStop: (reason) => {
-      // 4401: the token expired or was refused; other final closes leave the page as it is,
-      // with the status saying Offline.
-      if (reason === 'unauthenticated') endSession(EXPIRED);
+      // Other final closes leave the page as it is, with the status saying Offline.
+      if (reason === 'unauthenticated') unauthenticated();
     },
   };
-  signedIn = { shell, unmount: null, timer: null, renewTimer: null };
+  signedIn = { shell, unmount: null };
   signedIn.unmount = user.role === 'super_admin' ? mountAdmin(main, shell, ctx) : mountOwner(main, shell, ctx);
-  scheduleExpiry(user);
+  renewer.schedule(session.token);
   main.focus({ preventScroll: true });
 }
 
 /**
- * Leaves when the token expires, even if nothing else notices first, and offers renewal
- * shortly before. Renewal signs in again as the same user and hands the new token to the
- * open channel, so the live connection survives.
+ * The channel closed with 4401: the token expired before its renewal (a device that slept)
+ * or was refused. One renewal, then the view starts again with the new token; a second
+ * 4401 soon after means renewing does not help, and the session ends.
  */
-function scheduleExpiry(user) {
-  clearTimeout(signedIn.timer);
-  clearTimeout(signedIn.renewTimer);
-  const exp = tokenExpiry(session.token);
-  if (exp === null) return;
-  const ms = exp * 1000 - Date.now();
-  if (ms >= 2 ** 31) return; // beyond what setTimeout can wait
-  signedIn.timer = setTimeout(() => endSession(EXPIRED), Math.max(0, ms));
-  const iat = tokenClaims(session.token)?.iat;
-  const lead = typeof iat === 'number' ? Math.min(RENEW_BEFORE_MS, ((exp - iat) * 1000) / 4) : RENEW_BEFORE_MS;
-  signedIn.renewTimer = setTimeout(() => {
-    signedIn?.shell.offerRenewal(exp * 1000, async (password) => {
-      const res = await api.login(user.email, password);
-      if (res.user?.id !== user.id) throw new Error('That is another account.');
-      saveSession(res.access, res.user);
-      session = loadSession();
-      signedIn.shell.useToken(res.access);
-      scheduleExpiry(user);
-    });
-  }, Math.max(0, ms - lead));
+async function unauthenticated() {
+  const stale = session?.token ?? null;
+  const fresh = Date.now() - lastRestart > RESTART_GUARD_MS ? await renewer.renew(stale) : null;
+  if (!session) return;
+  if (!fresh) {
+    endSession(EXPIRED);
+    return;
+  }
+  lastRestart = Date.now();
+  unmountView();
+  await showDashboard();
 }
 
 showDashboard();

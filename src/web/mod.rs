@@ -98,6 +98,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("session.js"),
     },
     Asset {
+        name: "renewal.js",
+        content_type: JS,
+        body: include_str!("renewal.js"),
+    },
+    Asset {
         name: "booking.js",
         content_type: JS,
         body: include_str!("booking.js"),

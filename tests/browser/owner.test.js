@@ -87,7 +87,7 @@ describe('owner view and public booking page', () => {
 
       // Her token cannot open Bob's channel, nor the dashboard's: both closed with 4403.
       const codes = await owner.evaluate(async ({ bobId }) => {
-        const token = sessionStorage.getItem('app.token');
+        const token = localStorage.getItem('app.token');
         const closeCode = (path) => new Promise((resolve) => {
           const ws = new WebSocket(`ws://${location.host}${path}?token=${token}`);
           ws.onclose = (e) => resolve(e.code);
@@ -96,7 +96,7 @@ describe('owner view and public booking page', () => {
       }, { bobId: bobShop.id });
       assert.deepEqual(codes, [4403, 4403]);
       // And the REST API lists only her business.
-      const token = await owner.evaluate(() => sessionStorage.getItem('app.token'));
+      const token = await owner.evaluate(() => localStorage.getItem('app.token'));
       const mine = await server.api('GET', '/api/businesses/', { token });
       assert.deepEqual(mine.items.map((b) => b.id), [aliceShop.id]);
     }));

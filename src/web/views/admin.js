@@ -143,8 +143,8 @@ export function mountAdmin(main, shell, { api, user, getToken, onStop }) {
   function businessRow(b) {
     const tr = h('tr', {},
       h('td', { class: 'b-name' }),
-      h('td', { class: 'b-sub', 'data-label': 'Booking page' }, h('a', { href: `/b/${b.subdomain}/` }, `/b/${b.subdomain}/`)),
-      h('td', { class: 'b-owner', 'data-label': 'Owner' }),
+      h('td', { class: 'b-sub', 'data-label': 'Booking page', title: `/b/${b.subdomain}/` }, h('a', { href: `/b/${b.subdomain}/` }, `/b/${b.subdomain}/`)),
+      h('td', { class: 'b-owner', 'data-label': 'Owner' }, h('span', { class: 'clip' })),
       h('td', { class: 'b-created', 'data-label': 'Created' }, formatDateTime(b.created_at)),
       h('td', { class: 'b-actions' },
         h('button', { type: 'button', class: 'btn btn-small', 'data-action': 'edit', onclick: () => editBusiness(tr.business) }, 'Edit'),
@@ -158,7 +158,9 @@ export function mountAdmin(main, shell, { api, user, getToken, onStop }) {
   function updateBusinessRow(tr, b) {
     tr.business = b;
     setText(tr.querySelector('.b-name'), b.name);
-    setText(tr.querySelector('.b-owner'), b.owner_email);
+    const owner = tr.querySelector('.b-owner');
+    setText(owner.firstChild, b.owner_email);
+    owner.title = b.owner_email; // the whole address, where it is shown cut with "…"
     const [edit, del] = tr.querySelectorAll('button');
     edit.setAttribute('aria-label', `Edit ${b.name}`);
     del.setAttribute('aria-label', `Delete ${b.name}`);

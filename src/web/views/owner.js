@@ -160,7 +160,7 @@ export function mountOwner(main, shell, ctx) {
       const cancel = h('button', { type: 'button', class: 'btn btn-small btn-danger', 'data-action': 'cancel', onclick: () => cancelReservation(tr.reservation) }, 'Cancel');
       const tr = h('tr', {},
         h('td', { class: 'r-name' }),
-        h('td', { class: 'r-email', 'data-label': 'Email' }),
+        h('td', { class: 'r-email', 'data-label': 'Email' }, h('span', { class: 'clip' })),
         h('td', { class: 'r-when', 'data-label': 'When' }),
         h('td', { class: 'r-service', 'data-label': 'Service' }),
         h('td', { class: 'r-status', 'data-label': 'Status' }),
@@ -173,7 +173,9 @@ export function mountOwner(main, shell, ctx) {
     function updateReservationRow(tr, r) {
       tr.reservation = r;
       setText(tr.querySelector('.r-name'), r.customer_name);
-      setText(tr.querySelector('.r-email'), r.customer_email);
+      const email = tr.querySelector('.r-email');
+      setText(email.firstChild, r.customer_email);
+      email.title = r.customer_email; // the whole address, where it is shown cut with "…"
       setText(tr.querySelector('.r-when'), formatDateTime(r.starts_at));
       setText(tr.querySelector('.r-service'), r.service);
       const status = tr.querySelector('.r-status');

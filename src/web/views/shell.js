@@ -1,10 +1,9 @@
 // views/shell.js — the top bar of a signed-in page: title, connection status, the
 // notification bell, who is signed in, and "Sign out".
 
-import { h, replace, setText, formatClock, toast } from '../dom.js';
+import { h, replace, setText } from '../dom.js';
 import { watch } from '../state.js';
 import { createBell } from './bell.js';
-import { field, formError, onSubmit } from './forms.js';
 
 const STATUS_TEXT = {
   connecting: 'Connecting…',
@@ -51,33 +50,8 @@ export function renderShell(root, { user, title, onSignOut }) {
   root.hidden = false;
   const bell = createBell(bellSlot);
   let current = null; // the bound LiveState
-  let renewal = null;
 
   return {
-    /**
-     * Offers to extend the session before `expiresAt` (ms): the password again, then
-     * `renew(password)` gets a new token and the open channel switches to it (`auth` frame),
-     * so the live connection is kept. Ignoring it ends the session at expiry as usual.
-     */
-    offerRenewal(expiresAt, renew) {
-      renewal?.remove();
-      const form = h('form', { class: 'renew', id: 'renew-form', novalidate: true, 'aria-labelledby': 'renew-text' },
-        h('p', { id: 'renew-text' }, `Your session ends at ${formatClock(new Date(expiresAt).toISOString())}. Enter your password to stay signed in.`),
-        // For password managers: which account this password is for.
-        h('input', { type: 'email', name: 'username', autocomplete: 'username', value: user.email, hidden: true, 'aria-label': 'Email' }),
-        field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', required: true }),
-        formError(),
-        h('button', { type: 'submit', class: 'btn btn-primary btn-small' }, 'Stay signed in'),
-      );
-      onSubmit(form, async ({ password }) => {
-        await renew(password);
-        form.remove();
-        renewal = null;
-        toast('You stay signed in.');
-      });
-      root.append(form);
-      renewal = form;
-    },
     /** Switches the open channel to a new token of the same user (API.md: `auth` frame). */
     useToken(token) {
       current?.connection.send({ type: 'auth', token });

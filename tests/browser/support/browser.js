@@ -35,8 +35,9 @@ const safe = (s) => s.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').slice(0
  * Runs `fn(tabs)` where `tabs.open(viewport?)` opens a new tab. Each tab gets its own
  * browser context, i.e. its own window: Chromium throttles rendering of a tab hidden behind
  * another in the same window (animation frames ~1 s apart), which a person looking at two
- * windows side by side never sees. The app keeps nothing shared between tabs anyway
- * (the token lives in sessionStorage, which is per tab); what crosses tabs goes through the server.
+ * windows side by side never sees. Separate contexts share no storage, so each tab signs in
+ * on its own; `tabs.open(viewport, { sameWindowAs: page })` opens a tab in `page`'s context
+ * instead, sharing its localStorage (one session, as two tabs of one browser).
  * On failure: a full-page screenshot of each tab, and its console errors, in ARTIFACTS.
  * With SCREENSHOTS=always, screenshots are kept for passing tests too.
  */
@@ -45,9 +46,12 @@ export async function session(t, browser, fn) {
   const pages = [];
   const problems = [];
   const tabs = {
-    async open(viewport = { width: 1280, height: 900 }) {
-      const context = await browser.newContext({ viewport });
-      contexts.push(context);
+    async open(viewport = { width: 1280, height: 900 }, { sameWindowAs } = {}) {
+      let context = sameWindowAs?.context();
+      if (!context) {
+        context = await browser.newContext({ viewport });
+        contexts.push(context);
+      }
       const page = await context.newPage();
       const n = pages.length + 1;
       page.on('console', (msg) => {
