@@ -12,6 +12,8 @@
 //! - [`record`]: the outside record (`<data>/state.json`) that tells a damaged store apart.
 
 pub mod codec;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub(crate) mod keys;
 pub mod mutations;
 mod outbox;
@@ -337,13 +339,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::domain::NewBusiness;
-
-    fn stamp() -> MailStamp {
-        MailStamp {
-            epoch: "e".into(),
-            domain: "example.com".into(),
-        }
-    }
+    use crate::store::fixtures::stamp;
 
     /// Applies `n` business creates, one per batch, and returns the newest event id.
     fn create_businesses(store: &Store, n: u64) -> u64 {

@@ -81,14 +81,8 @@ impl Store {
 mod tests {
     use super::*;
     use crate::domain::{NewBusiness, NewReservation, Timestamp};
-    use crate::store::{Applied, MailStamp, Mutation};
-
-    fn stamp() -> MailStamp {
-        MailStamp {
-            epoch: "e".into(),
-            domain: "example.com".into(),
-        }
-    }
+    use crate::store::fixtures::stamp;
+    use crate::store::{Applied, Mutation};
 
     fn business(store: &Store, subdomain: &str) -> Uuid {
         let create = Mutation::CreateBusiness(NewBusiness {

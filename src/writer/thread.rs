@@ -208,8 +208,8 @@ fn commit_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::NewBusiness;
     use crate::metrics::Metrics;
+    use crate::store::fixtures::{create, stamp, store};
     use crate::writer::Writer;
 
     fn health() -> Arc<StoreHealth> {
@@ -217,27 +217,6 @@ mod tests {
     }
 
     type Answer = oneshot::Receiver<Result<Applied, StoreError>>;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db"), 1 << 20, 100).unwrap();
-        (dir, store)
-    }
-
-    fn stamp() -> MailStamp {
-        MailStamp {
-            epoch: "e".into(),
-            domain: "example.com".into(),
-        }
-    }
-
-    fn create(subdomain: &str) -> Mutation {
-        Mutation::CreateBusiness(NewBusiness {
-            name: format!("Salon {subdomain}"),
-            subdomain: subdomain.into(),
-            owner_email: "owner@example.com".into(),
-        })
-    }
 
     /// A batch as `run` hands it to `commit_batch`, with the callers' ends of the replies.
     fn batch(subdomains: &[&str]) -> (Vec<Mutation>, Vec<Reply>, Vec<Answer>) {

@@ -118,28 +118,7 @@ fn apply_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::NewBusiness;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db"), 1 << 20, 100).unwrap();
-        (dir, store)
-    }
-
-    fn stamp() -> MailStamp {
-        MailStamp {
-            epoch: "e".into(),
-            domain: "example.com".into(),
-        }
-    }
-
-    fn create(subdomain: &str) -> Mutation {
-        Mutation::CreateBusiness(NewBusiness {
-            name: format!("Salon {subdomain}"),
-            subdomain: subdomain.into(),
-            owner_email: "owner@example.com".into(),
-        })
-    }
+    use crate::store::fixtures::{create, stamp, store};
 
     fn event_id(outcome: &Outcome) -> Option<u64> {
         outcome.as_ref().ok().and_then(|(_, id)| *id)

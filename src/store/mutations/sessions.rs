@@ -309,13 +309,8 @@ mod tests {
     use crate::domain::session::new_refresh_token;
     use crate::domain::NewUser;
     use crate::domain::Role;
+    use crate::store::fixtures::store;
     use crate::store::{MailStamp, Mutation, Store};
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db"), 1 << 20, 100).unwrap();
-        (dir, store)
-    }
 
     fn apply(store: &Store, mutation: Mutation) -> Result<Applied, StoreError> {
         let stamp = MailStamp {

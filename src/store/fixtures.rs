@@ -1,0 +1,29 @@
+//! Fixtures for the unit tests of the store and the writer: a store in a temporary folder,
+//! a mail stamp, a business create. Test-only; one copy instead of one per test module.
+
+use super::{MailStamp, Mutation, Store};
+use crate::domain::NewBusiness;
+
+/// A fresh store in a temporary folder (kept alive by the returned guard).
+pub(crate) fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("db"), 1 << 20, 100).expect("open a fresh store");
+    (dir, store)
+}
+
+/// The stamp mails get in tests.
+pub(crate) fn stamp() -> MailStamp {
+    MailStamp {
+        epoch: "e".into(),
+        domain: "example.com".into(),
+    }
+}
+
+/// Creating a business with `subdomain`, owned by `owner@example.com`.
+pub(crate) fn create(subdomain: &str) -> Mutation {
+    Mutation::CreateBusiness(NewBusiness {
+        name: format!("Salon {subdomain}"),
+        subdomain: subdomain.into(),
+        owner_email: "owner@example.com".into(),
+    })
+}
