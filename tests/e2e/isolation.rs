@@ -5,31 +5,13 @@
 //! The randomized test at the end checks the rule and invariant 2 (no gap, no duplicate within
 //! what a socket may see) against a model of ownership by event id.
 
-use crate::support::{Api, TestServer, Ws, WsEvent, SOON};
+use crate::support::{business_of, id_of, token, Api, TestServer, Ws, WsEvent, SOON};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn token(api: &Api) -> String {
-    api.token.clone().expect("logged in")
-}
-
-fn id_of(event: &Value) -> u64 {
-    event["id"].as_u64().expect("event id")
-}
-
-/// The business an event frame is about.
-fn business_of(event: &Value) -> String {
-    let payload = &event["payload"];
-    payload["business"]["id"]
-        .as_str()
-        .or_else(|| payload["business_id"].as_str())
-        .expect("every event names its business")
-        .to_string()
-}
 
 async fn patch_owner(admin: &Api, business: &str, owner: &str) {
     let answer = admin

@@ -3,27 +3,9 @@
 //! activity feed pages back through the retained log, reservations list by start time, and a
 //! reassigned business welcomes its new owner by mail.
 
-use crate::support::{Api, TestServer, Ws, WsEvent};
+use crate::support::{business_of, id_of, token, Api, TestServer, Ws, WsEvent};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn token(api: &Api) -> String {
-    api.token.clone().expect("logged in")
-}
-
-fn id_of(event: &Value) -> u64 {
-    event["id"].as_u64().expect("event id")
-}
-
-/// The business an event frame is about.
-fn business_of(event: &Value) -> String {
-    let payload = &event["payload"];
-    payload["business"]["id"]
-        .as_str()
-        .or_else(|| payload["business_id"].as_str())
-        .expect("every event names its business")
-        .to_string()
-}
 
 async fn patch_owner(admin: &Api, business: &str, owner: &str) -> Value {
     let answer = admin

@@ -2,8 +2,8 @@
 
 use crate::rest_support::{claims_for, me, server_secret, sign};
 use crate::support::{
-    eventually, metric, Api, RawFrame, SilentPeer, TestServer, Ws, WsEvent, ADMIN_EMAIL,
-    ADMIN_PASSWORD, SOON,
+    eventually, id_of, metric, token, Api, RawFrame, SilentPeer, TestServer, Ws, WsEvent,
+    ADMIN_EMAIL, ADMIN_PASSWORD, SOON,
 };
 use futures_util::future::join_all;
 use jsonwebtoken::Algorithm;
@@ -11,14 +11,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-
-fn token(api: &Api) -> String {
-    api.token.clone().expect("logged in")
-}
-
-fn id_of(event: &Value) -> u64 {
-    event["id"].as_u64().expect("event id")
-}
 
 async fn dashboard(server: &TestServer, api: &Api) -> (Ws, Value) {
     let mut ws = Ws::channel(&server.ws_base(), "/ws/dashboard/", &token(api), None).await;

@@ -237,3 +237,23 @@ impl Api {
         })
     }
 }
+
+/// The access token of a logged-in client.
+pub fn token(api: &Api) -> String {
+    api.token.clone().expect("logged in")
+}
+
+/// An event frame's id.
+pub fn id_of(event: &Value) -> u64 {
+    event["id"].as_u64().expect("event id")
+}
+
+/// The business an event frame is about.
+pub fn business_of(event: &Value) -> String {
+    let payload = &event["payload"];
+    payload["business"]["id"]
+        .as_str()
+        .or_else(|| payload["business_id"].as_str())
+        .expect("every event names its business")
+        .to_string()
+}
