@@ -5,6 +5,8 @@
 # when missing), and the benchmark smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI builds every target once: incremental state would only double target/ on disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --locked -- --test-threads 2
