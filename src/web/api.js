@@ -97,7 +97,15 @@ export function createApi({ getToken = () => null, renew = async () => null, onU
     me: () => request('GET', '/api/users/me/'),
     createUser: (body) => request('POST', '/api/users/', body),
     dashboard: () => request('GET', '/api/dashboard/'),
-    activity: (type) => request('GET', `/api/activity/${type ? `?type=${enc(type)}` : ''}`),
+    /** Without `before`: the last 50 (API.md); with it: a page further back (`next_before`). */
+    activity: (type, { before, limit } = {}) => {
+      const query = new URLSearchParams();
+      if (type) query.set('type', type);
+      if (before !== undefined && before !== null) query.set('before', String(before));
+      if (limit) query.set('limit', String(limit));
+      const text = query.toString();
+      return request('GET', `/api/activity/${text ? `?${text}` : ''}`);
+    },
     notifications: () => request('GET', '/api/notifications/'),
     markRead: (upTo) => request('POST', '/api/notifications/read/', { up_to: upTo }),
     businesses: ({ limit = 100, cursor } = {}) =>
@@ -106,10 +114,11 @@ export function createApi({ getToken = () => null, renew = async () => null, onU
     createBusiness: (body) => request('POST', '/api/businesses/', body),
     updateBusiness: (id, body) => request('PATCH', `/api/businesses/${enc(id)}/`, body),
     deleteBusiness: (id) => request('DELETE', `/api/businesses/${enc(id)}/`),
-    reservations: (id, { limit = 100, cursor } = {}) =>
+    /** `upcoming`: only confirmed ones from now on, soonest first (API.md). */
+    reservations: (id, { limit = 100, cursor, upcoming = false } = {}) =>
       request(
         'GET',
-        `/api/businesses/${enc(id)}/reservations/?limit=${limit}${cursor ? `&cursor=${enc(cursor)}` : ''}`,
+        `/api/businesses/${enc(id)}/reservations/?limit=${limit}${cursor ? `&cursor=${enc(cursor)}` : ''}${upcoming ? '&upcoming=true' : ''}`,
       ),
     cancelReservation: (id, rid) =>
       request('POST', `/api/businesses/${enc(id)}/reservations/${enc(rid)}/cancel/`),

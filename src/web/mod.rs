@@ -83,6 +83,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("state.js"),
     },
     Asset {
+        name: "owner-state.js",
+        content_type: JS,
+        body: include_str!("owner-state.js"),
+    },
+    Asset {
         name: "dom.js",
         content_type: JS,
         body: include_str!("dom.js"),

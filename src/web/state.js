@@ -14,6 +14,8 @@ import { Connection } from './connection.js';
 
 /** The activity log and the notification list hold this many events (API.md: 50). */
 export const FEED_LIMIT = 50;
+/** How many older events one "Load older" asks for. */
+export const OLDER_PAGE = 50;
 /** The events-per-minute chart covers this long. */
 export const CHART_WINDOW_MS = 60 * 60 * 1000;
 
@@ -66,7 +68,12 @@ export function initialState(user) {
     loaded: false,
     /** Newest event id seen anywhere (REST or socket); "mark all read" marks up to it. */
     maxEventId: 0,
-    activity: { filter: '', items: [] },
+    /**
+     * The feed: `items` newest first, at most `limit` (50, grown by each "Load older" page);
+     * `nextBefore` is the id to page back from (API.md `next_before`), null at the start of
+     * the retained history.
+     */
+    activity: { filter: '', items: [], nextBefore: null, limit: FEED_LIMIT },
     notifications: { unread: 0, items: [], sinceId: 0 },
     /** `[{id, t}]` (ms) of events in the chart window, oldest first. */
     eventTimes: [],
@@ -114,6 +121,23 @@ export function mergeEvents(list, events, limit = FEED_LIMIT) {
   return [...seen.values()].sort((a, b) => b.id - a.id).slice(0, limit);
 }
 
+/**
+ * The feed with `events` merged in. When its oldest items fall off the end, paging back
+ * resumes from the oldest one kept (`before` is exclusive), so none is skipped.
+ */
+export function withActivity(activity, events) {
+  const items = mergeEvents(activity.items, events, activity.limit);
+  const oldest = items[items.length - 1]?.id;
+  const dropped = oldest !== undefined && activity.items.some((e) => e.id < oldest);
+  return { ...activity, items, nextBefore: dropped ? oldest : activity.nextBefore };
+}
+
+/** The feed with an older page (`{items, next_before}`) appended; it may hold more from now on. */
+export function withOlderPage(activity, page) {
+  const items = mergeEvents(activity.items, page.items || [], Infinity);
+  return { ...activity, items, limit: Math.max(activity.limit, items.length), nextBefore: page.next_before ?? null };
+}
+
 function maxId(events) {
   return events.reduce((m, e) => (Number.isInteger(e.id) && e.id > m ? e.id : m), 0);
 }
@@ -143,7 +167,7 @@ export function reduceEvent(state, ev) {
 
   // Every event: the feed (when it passes the filter), the bell, the chart.
   if (!s.activity.filter || s.activity.filter === ev.type) {
-    s.activity = { ...s.activity, items: mergeEvents(s.activity.items, [ev]) };
+    s.activity = withActivity(s.activity, [ev]);
   }
   const n = s.notifications;
   if (ev.id > n.sinceId && !n.items.some((x) => x.id === ev.id)) {
@@ -230,7 +254,12 @@ export function applySnapshot(state, snap, now = Date.now()) {
     s.maxEventId = Math.max(s.maxEventId, d.last_event_id ?? 0);
   }
   if (snap.activity) {
-    s.activity = { ...s.activity, items: mergeEvents([], snap.activity.items || []) };
+    s.activity = {
+      ...s.activity,
+      items: mergeEvents([], snap.activity.items || []),
+      nextBefore: snap.activity.next_before ?? null,
+      limit: FEED_LIMIT,
+    };
     if (!s.activity.filter) s.eventTimes = withEventTimes([], snap.activity.items || [], now);
     s.maxEventId = Math.max(s.maxEventId, maxId(snap.activity.items || []));
   }
@@ -268,10 +297,16 @@ export class LiveState {
    * @param {(state: object) => Promise<object>} o.load builds a snapshot over REST
    * @param {(reason: string) => void} o.onStop the channel closed for good
    * @param {object} [o.initial] fields to start with (e.g. an owner's `selectedId`)
+   * @param {(state: object, ev: object) => object} [o.reduce] the view's own reducer, run
+   *   after `reduceEvent` on every event (same rule: applying an event twice is harmless)
+   * @param {(state: object, snap: object) => object} [o.snapshot] the view's own part of
+   *   `applySnapshot`
    */
-  constructor({ api, user, getToken, channel, load, onStop, initial = {} }) {
+  constructor({ api, user, getToken, channel, load, onStop, initial = {}, reduce = (s) => s, snapshot = (s) => s }) {
     this.api = api;
     this.load = load;
+    this.reduce = (s, ev) => reduce(reduceEvent(s, ev), ev);
+    this.applySnapshot = (s, snap) => snapshot(applySnapshot(s, snap), snap);
     this.store = createStore({ ...initialState(user), ...initial });
     this.generation = 0;
     /** One list per REST reload in flight: the events it must re-apply. */
@@ -327,8 +362,8 @@ export class LiveState {
     try {
       const snap = await fetch();
       if (!current()) return;
-      let s = applySnapshot(this.store.get(), snap);
-      for (const ev of buffer) s = reduceEvent(s, ev);
+      let s = this.applySnapshot(this.store.get(), snap);
+      for (const ev of buffer) s = this.reduce(s, ev);
       this.store.set({ ...s, loadError: null });
     } finally {
       this.buffers.delete(buffer);
@@ -337,7 +372,7 @@ export class LiveState {
 
   onEvent(ev) {
     for (const buffer of this.buffers) buffer.push(ev);
-    this.store.set((s) => reduceEvent(s, ev));
+    this.store.set((s) => this.reduce(s, ev));
     // What an event cannot say exactly is reloaded shortly after (several events, one fetch).
     if (this.store.get().stats && ['business_deleted', 'reservation_cancelled'].includes(ev.type)) {
       this.later('stats', 500, () => this.reloadQuietly(async () => ({ dashboard: await this.api.dashboard() })));
@@ -382,13 +417,32 @@ export class LiveState {
     this.store.set((st) => reduceRead(st, { up_to: upTo, unread: res?.unread ?? 0 }));
   }
 
-  /** Shows only events of `type` in the feed ('' for all), from the server's last 50. */
+  /**
+   * Shows only events of `type` in the feed ('' for all): the server's answer among its last
+   * 50, then older pages of that type on demand (`loadOlderActivity`).
+   */
   async setActivityFilter(type) {
-    this.store.set((s) => ({ ...s, activity: { filter: type, items: s.activity.items.filter((e) => !type || e.type === type) } }));
+    this.store.set((s) => ({
+      ...s,
+      activity: { filter: type, items: s.activity.items.filter((e) => !type || e.type === type), nextBefore: null, limit: FEED_LIMIT },
+    }));
     const res = await this.api.activity(type);
     this.store.set((s) =>
-      s.activity.filter === type ? { ...s, activity: { filter: type, items: mergeEvents(s.activity.items, res.items || []) } } : s,
+      s.activity.filter === type
+        ? { ...s, activity: { filter: type, items: mergeEvents(s.activity.items, res.items || []), nextBefore: res.next_before ?? null, limit: FEED_LIMIT } }
+        : s,
     );
+  }
+
+  /** Appends the page of events before the oldest shown (same filter); false at the start. */
+  async loadOlderActivity() {
+    const { filter, nextBefore } = this.store.get().activity;
+    if (nextBefore === null) return false;
+    const page = await this.api.activity(filter, { before: nextBefore, limit: OLDER_PAGE });
+    this.store.set((s) =>
+      s.activity.filter === filter && s.activity.nextBefore === nextBefore ? { ...s, activity: withOlderPage(s.activity, page) } : s,
+    );
+    return true;
   }
 
   /** `reload`, with failures left to the next event or reconnect. */

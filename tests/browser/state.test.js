@@ -3,7 +3,8 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { initialState, reduceEvent, reduceRead, applySnapshot, mergeEvents } from '../../src/web/state.js';
+import { initialState, reduceEvent, reduceRead, applySnapshot, mergeEvents, withOlderPage } from '../../src/web/state.js';
+import { initialOwnerState, reduceOwner, applyOwnerSnapshot, ownerView } from '../../src/web/owner-state.js';
 import { perMinute, niceMax } from '../../src/web/chart.js';
 import { backoffDelay } from '../../src/web/connection.js';
 
@@ -99,6 +100,86 @@ describe('state reducers', () => {
 
   it('merges event lists newest first without duplicates', () => {
     assert.deepEqual(mergeEvents([ev(3, 't'), ev(1, 't')], [ev(2, 't'), ev(3, 't')]).map((e) => e.id), [3, 2, 1]);
+  });
+});
+
+describe('feed paging', () => {
+  it('appends older pages and, when live events push items out, pages back from the oldest kept', () => {
+    let s = applySnapshot(initialState(admin), { activity: { items: Array.from({ length: 50 }, (_, i) => ev(300 - i, 't')), next_before: 251 } });
+    assert.equal(s.activity.nextBefore, 251);
+    s = { ...s, activity: withOlderPage(s.activity, { items: Array.from({ length: 50 }, (_, i) => ev(250 - i, 't')), next_before: 201 }) };
+    assert.equal(s.activity.items.length, 100, 'an older page is kept, past the 50 of the live feed');
+    assert.equal(s.activity.nextBefore, 201);
+    s = reduceEvent(s, ev(301, 't'));
+    assert.equal(s.activity.items.length, 100);
+    assert.equal(s.activity.items.at(-1).id, 202);
+    assert.equal(s.activity.nextBefore, 202, 'event 201 fell off: the next page starts before 202');
+    s = { ...s, activity: withOlderPage(s.activity, { items: [ev(201, 't')], next_before: null }) };
+    assert.equal(s.activity.nextBefore, null, 'the start of the history');
+    assert.equal(new Set(s.activity.items.map((e) => e.id)).size, s.activity.items.length);
+  });
+});
+
+describe("an owner's reducers", () => {
+  const owner = { id: 'u2', email: 'Dana@Example.com', role: 'business_owner' };
+  const NOW = Date.UTC(2026, 5, 1, 9, 0, 0);
+  const shop = (id, email = 'dana@example.com') => ({ ...business(id), owner_email: email });
+  const res = (id, bid, hoursFromNow, status = 'confirmed') => ({
+    id, business_id: bid, status, customer_name: id, created_at: '2026-01-01T00:00:00Z',
+    starts_at: new Date(NOW + hoursFromNow * 3_600_000).toISOString(),
+  });
+  const reduce = (s, e) => reduceOwner(reduceEvent(s, e), e, NOW);
+  function ownerState() {
+    let s = { ...initialState(owner), ...initialOwnerState() };
+    s = applySnapshot(s, { owned: [shop('b'), shop('a')] });
+    return applyOwnerSnapshot(s, { owned: s.owned, upcoming: { a: { items: [res('a2', 'a', 5), res('a1', 'a', 1)], count: 2 }, b: { items: [res('b1', 'b', 3)], count: 1 } } });
+  }
+
+  it('lists the upcoming appointments of every business soonest first, and counts them per business', () => {
+    const s = ownerState();
+    assert.deepEqual(s.owned.map((b) => b.id), ['a', 'b'], 'businesses by name');
+    assert.deepEqual(s.upcoming.map((r) => r.id), ['a1', 'b1', 'a2']);
+    const view = ownerView({ ...s, filterId: 'a' }, NOW);
+    assert.deepEqual(view.upcoming.map((r) => r.id), ['a1', 'a2']);
+    assert.equal(view.counts.a.upcoming, 2);
+    assert.equal(view.counts.b.upcoming, 1);
+  });
+
+  it('adds a booking in start order once, leaves out past ones, and drops a cancelled one', () => {
+    let s = ownerState();
+    const created = ev(20, 'reservation_created', { business_id: 'b', reservation: res('b2', 'b', 2) });
+    s = reduce(reduce(s, created), created);
+    assert.deepEqual(s.upcoming.map((r) => r.id), ['a1', 'b2', 'b1', 'a2']);
+    assert.equal(s.upcomingCount.b, 2, 'counted once');
+    s = reduce(s, ev(21, 'reservation_created', { business_id: 'b', reservation: res('past', 'b', -1) }));
+    assert.equal(s.upcoming.length, 4, 'a booking in the past is not upcoming');
+    const cancelled = ev(22, 'reservation_cancelled', { business_id: 'a', reservation: res('a2', 'a', 5, 'cancelled') });
+    s = reduce(reduce(s, cancelled), cancelled);
+    assert.deepEqual(s.upcoming.map((r) => r.id), ['a1', 'b2', 'b1']);
+    assert.equal(s.upcomingCount.a, 1, 'uncounted once');
+    // Time passes: a1 (in 1 h) is no longer upcoming 2 h later.
+    assert.deepEqual(ownerView(s, NOW + 2 * 3_600_000).upcoming.map((r) => r.id), ['b2', 'b1']);
+  });
+
+  it('takes in a business reassigned to the owner and lets go of one reassigned away', () => {
+    let s = { ...ownerState(), filterId: 'a' };
+    s = reduce(s, ev(30, 'business_updated', { business: shop('c', 'DANA@example.com') }));
+    assert.deepEqual(s.owned.map((b) => b.id), ['a', 'b', 'c'], 'the email compares case-insensitively');
+    assert.equal(s.ownerNotice.why, 'added');
+    assert.ok(!('c' in s.upcomingCount), 'its appointments are still to be fetched');
+    s = applyOwnerSnapshot(s, { upcoming: { c: { items: [res('c1', 'c', 4)], count: 1 } } });
+    assert.deepEqual(s.upcoming.map((r) => r.id), ['a1', 'b1', 'c1', 'a2']);
+    s = reduce(s, ev(31, 'business_updated', { business: shop('a', 'erin@example.com') }));
+    assert.deepEqual(s.owned.map((b) => b.id), ['b', 'c']);
+    assert.deepEqual(s.upcoming.map((r) => r.id), ['b1', 'c1'], 'its appointments go with it');
+    assert.equal(s.filterId, '', 'the page falls back to all businesses');
+    assert.equal(s.ownerNotice.why, 'reassigned');
+    // Nothing of it comes back, not even a late booking event.
+    s = reduce(s, ev(32, 'reservation_created', { business_id: 'a', reservation: res('a3', 'a', 2) }));
+    assert.ok(!s.upcoming.some((r) => r.id === 'a3'));
+    s = reduce(s, ev(33, 'business_deleted', { business: shop('b') }));
+    assert.deepEqual(s.owned.map((b) => b.id), ['c']);
+    assert.equal(s.ownerNotice.why, 'deleted');
   });
 });
 

@@ -1,7 +1,8 @@
 // views/feed.js — the activity feed: the last 50 events, newest first, live, with a filter
-// by event type (the server filters its own last 50; live events are filtered here).
+// by event type (the server filters its own last 50; live events are filtered here), and
+// "Load older" paging back through the retained log (same filter) until its start.
 
-import { h, keyedList, formatDateTime, toast } from '../dom.js';
+import { h, keyedList, formatDateTime, toast, setText } from '../dom.js';
 import { watch } from '../state.js';
 
 /** Event types and how a person reads them. */
@@ -31,6 +32,21 @@ export function renderFeed(live) {
   });
   const list = h('ol', { class: 'feed', id: 'activity', 'aria-live': 'polite', 'aria-relevant': 'additions' });
   const empty = h('p', { class: 'empty' }, 'Nothing has happened yet.');
+  const older = h('button', { type: 'button', class: 'btn btn-small', id: 'load-older', hidden: true }, 'Load older');
+  // Said once the server has no older event (of the chosen type) to give.
+  const end = h('p', { class: 'muted feed-end', id: 'feed-end', hidden: true });
+  older.addEventListener('click', async () => {
+    older.disabled = true;
+    setText(older, 'Loading…');
+    try {
+      await live.loadOlderActivity();
+    } catch (err) {
+      toast(err.message, 'error');
+    } finally {
+      older.disabled = false;
+      setText(older, 'Load older');
+    }
+  });
   const section = h(
     'section',
     { class: 'card feed-card', 'aria-labelledby': 'feed-title' },
@@ -40,10 +56,15 @@ export function renderFeed(live) {
     ),
     empty,
     list,
+    h('div', { class: 'actions feed-more' }, end, older),
   );
   const stop = watch(live.store, (s) => s.activity, (activity) => {
     empty.hidden = activity.items.length > 0;
     keyedList(list, activity.items, (e) => e.id, renderEvent, () => {});
+    older.hidden = activity.nextBefore === null;
+    end.hidden = activity.nextBefore !== null || activity.items.length === 0;
+    const kind = activity.filter ? `${TYPE_LABEL[activity.filter] || activity.filter} events` : 'events';
+    setText(end, `Start of the history: no older ${kind.toLowerCase()} are kept.`);
   });
   return { section, stop };
 }
