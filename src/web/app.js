@@ -11,6 +11,8 @@ import { renderLogin } from './views/login.js';
 import { renderShell } from './views/shell.js';
 import { mountAdmin } from './views/admin.js';
 import { mountOwner } from './views/owner.js';
+import { mountPushToggle, disablePush } from './views/push.js';
+import { applyDeepLink, registerServiceWorker } from './pwa.js';
 
 const EXPIRED = 'Your session has expired. Please sign in again.';
 /** A channel refused with 4401 again this soon after a restart means the renewal did not help. */
@@ -72,6 +74,8 @@ function endSession(message) {
 /** Revokes the refresh token on the server, then forgets the session (every tab follows). */
 async function signOut() {
   if (!session) return;
+  // While the token still works: this device stops getting this person's notifications.
+  await disablePush(api, session.user);
   renewer.stop();
   // Under the renewal lock, so no other tab rotates the token between reading and revoking it.
   await withRenewLock(async () => {
@@ -132,6 +136,8 @@ async function showDashboard() {
     },
   };
   signedIn = { shell, unmount: null };
+  const rightSide = topbar.querySelector('.topbar-right');
+  if (rightSide) mountPushToggle(rightSide, { api, user });
   signedIn.unmount = user.role === 'super_admin' ? mountAdmin(main, shell, ctx) : mountOwner(main, shell, ctx);
   renewer.schedule(session.token);
   main.focus({ preventScroll: true });
@@ -155,4 +161,6 @@ async function unauthenticated() {
   await showDashboard();
 }
 
+applyDeepLink();
+registerServiceWorker();
 showDashboard();

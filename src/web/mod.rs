@@ -5,7 +5,8 @@
 //! - `/` — the dashboard page (login, super admin view, owner view);
 //! - `/b/{subdomain}/` — the public booking page of one business (the JS reads the subdomain
 //!   from `location`; `/b/{subdomain}` without the slash redirects here so relative URLs work);
-//! - `/assets/{file}` — the modules, styles and icon the pages load.
+//! - `/assets/{file}` — the modules, styles and icon the pages load;
+//! - `/sw.js` — the service worker of the installable app (see [`pwa`]).
 //!
 //! Guarantees: no build step and no network at run time (every file is `include_str!`ed);
 //! every response carries `X-Content-Type-Options: nosniff`; every file is served with its
@@ -17,6 +18,8 @@
 //! API's recover handler renders them like every other 404.
 //!
 //! Used by the server, which mounts [`routes`] beside the API and WebSocket routes.
+
+mod pwa;
 
 use crate::domain::Subdomain;
 use std::sync::Arc;
@@ -170,15 +173,19 @@ struct Prepared {
 
 impl Prepared {
     fn new(asset: &Asset) -> Self {
-        let digest = Sha256::digest(asset.body.as_bytes());
+        Self::from_bytes(asset.content_type, asset.body.as_bytes())
+    }
+
+    fn from_bytes(content_type: &'static str, body: &'static [u8]) -> Self {
+        let digest = Sha256::digest(body);
         // 128 bits of the digest are plenty to tell two versions of a file apart.
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         Prepared {
-            content_type: asset.content_type,
-            body: Bytes::from_static(asset.body.as_bytes()),
+            content_type,
+            body: Bytes::from_static(body),
             etag: HeaderValue::from_str(&format!("\"{hex}\""))
                 .expect("hex in quotes is a valid header value"),
-            is_html: asset.content_type == HTML,
+            is_html: content_type == HTML,
         }
     }
 }
@@ -187,6 +194,7 @@ impl Prepared {
 struct Site {
     index: Prepared,
     booking: Prepared,
+    service_worker: Prepared,
     assets: Vec<(&'static str, Prepared)>,
 }
 
@@ -195,7 +203,17 @@ impl Site {
         Site {
             index: Prepared::new(&INDEX_HTML),
             booking: Prepared::new(&BOOKING_HTML),
-            assets: ASSETS.iter().map(|a| (a.name, Prepared::new(a))).collect(),
+            service_worker: Prepared::new(&pwa::SERVICE_WORKER),
+            assets: ASSETS
+                .iter()
+                .chain(pwa::TEXT_ASSETS)
+                .map(|a| (a.name, Prepared::new(a)))
+                .chain(
+                    pwa::ICONS
+                        .iter()
+                        .map(|i| (i.name, Prepared::from_bytes(i.content_type, i.body))),
+                )
+                .collect(),
         }
     }
 
@@ -212,12 +230,16 @@ enum Target<'a> {
     /// `/b/{subdomain}` without the trailing slash: redirect to the canonical page URL.
     BookingRedirect(&'a str),
     Asset(&'a str),
+    ServiceWorker,
 }
 
 /// Maps a request path to what we serve, or `None` when the path is not ours.
 fn target(path: &str) -> Option<Target<'_>> {
     if path == "/" {
         return Some(Target::Index);
+    }
+    if path == "/sw.js" {
+        return Some(Target::ServiceWorker);
     }
     if let Some(name) = path.strip_prefix("/assets/") {
         return Some(Target::Asset(name));
@@ -322,6 +344,7 @@ fn handle(
         Target::Booking => Some(respond(&site.booking, if_none_match, host)),
         Target::BookingRedirect(sub) => Some(redirect_to_slash(sub)),
         Target::Asset(name) => site.asset(name).map(|f| respond(f, if_none_match, host)),
+        Target::ServiceWorker => Some(respond(&site.service_worker, if_none_match, host)),
     }
 }
 
@@ -359,6 +382,7 @@ mod tests {
             Some(Target::BookingRedirect("salon-1"))
         );
         assert_eq!(target("/assets/app.js"), Some(Target::Asset("app.js")));
+        assert_eq!(target("/sw.js"), Some(Target::ServiceWorker));
         for not_ours in [
             "/api/businesses/",
             "/b/",
@@ -376,14 +400,24 @@ mod tests {
     #[test]
     fn every_asset_is_served_with_its_content_type() {
         let site = Site::new();
-        for asset in ASSETS {
+        for asset in ASSETS.iter().chain(pwa::TEXT_ASSETS) {
             let res =
                 handle(&site, &format!("/assets/{}", asset.name), None, None).expect(asset.name);
             assert_eq!(res.status(), StatusCode::OK);
             assert_eq!(res.headers()[header::CONTENT_TYPE], asset.content_type);
             assert_eq!(res.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-            assert!(res.headers().get(header::CONTENT_SECURITY_POLICY).is_none());
+            let is_html = asset.content_type == HTML;
+            let csp = res.headers().get(header::CONTENT_SECURITY_POLICY);
+            assert_eq!(csp.is_some(), is_html, "{}: a CSP on HTML only", asset.name);
         }
+        for icon in pwa::ICONS {
+            let res =
+                handle(&site, &format!("/assets/{}", icon.name), None, None).expect(icon.name);
+            assert_eq!(res.headers()[header::CONTENT_TYPE], "image/png");
+            assert_eq!(res.headers()[header::CACHE_CONTROL], "no-cache");
+        }
+        let sw = handle(&site, "/sw.js", None, None).expect("the service worker");
+        assert_eq!(sw.headers()[header::CONTENT_TYPE], JS);
         assert!(handle(&site, "/assets/nope.js", None, None).is_none());
         assert!(handle(&site, "/assets/../mod.rs", None, None).is_none());
     }
@@ -440,7 +474,9 @@ mod tests {
 
     #[test]
     fn pages_hold_no_inline_script_or_style() {
-        for page in [&INDEX_HTML, &BOOKING_HTML] {
+        let offline = &pwa::TEXT_ASSETS[1];
+        assert_eq!(offline.name, "offline.html");
+        for page in [&INDEX_HTML, &BOOKING_HTML, offline] {
             let html = page.body;
             assert!(!html.contains("<style"), "{}", page.name);
             assert!(!html.contains(" style="), "{}", page.name);

@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 export const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
-/** Launches headless Chromium with the flags this closed network needs. */
-export function launch() {
+/** Launches headless Chromium with the flags this closed network needs, plus `args`. */
+export function launch({ args = [] } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -25,6 +25,7 @@ export function launch() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...args,
     ],
   });
 }
