@@ -106,6 +106,12 @@ impl Writer {
         Ok((Self { queue, durable }, watermark, thread))
     }
 
+    /// The newest event id on disk. A read capped here shows a caller its own acknowledged
+    /// change at once (the bus publishes a moment later) and nothing that could still be lost.
+    pub fn durable_id(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
     /// Applies `mutation` and returns once it is durable.
     ///
     /// # Errors

@@ -131,7 +131,9 @@ async fn activity(
         return Err(ApiError::Validation(errors));
     }
     let visibility = state.visibility(&caller)?;
-    let up_to = state.bus.published_id();
+    // Capped at what is durable, not at what the bus has published: a client that has just
+    // had its 200 reads its own change (invariant 1 still holds: nothing not on disk).
+    let up_to = state.writer.durable_id();
     let (items, next_before) = if before.is_none() && limit.is_none() {
         state
             .read(move |store| {
