@@ -10,19 +10,18 @@ use serde_json::{json, Value};
 
 const SUBJECT: &str = "mailto:ops@salons.test";
 
-/// A server that may push to loopback, retrying quickly.
+/// A server that may push to loopback, retrying quickly (unless `extra` sets the timings).
 async fn server(extra: &[&str]) -> TestServer {
-    let mut args = vec![
-        "--push-allow-insecure",
-        "--vapid-subject",
-        SUBJECT,
-        "--mail-retry-base-ms",
-        "100",
-        "--mail-poll-interval-ms",
-        "200",
-        "--push-interval-ms",
-        "300",
-    ];
+    let mut args = vec!["--push-allow-insecure", "--vapid-subject", SUBJECT];
+    for (flag, default) in [
+        ("--mail-retry-base-ms", "100"),
+        ("--mail-poll-interval-ms", "200"),
+        ("--push-interval-ms", "300"),
+    ] {
+        if !extra.contains(&flag) {
+            args.extend([flag, default]);
+        }
+    }
     args.extend_from_slice(extra);
     TestServer::start_with(&args, &[]).await
 }
