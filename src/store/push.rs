@@ -34,7 +34,8 @@ fn tx_decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -
     decode(tree, bytes).map_err(ConflictableTransactionError::Abort)
 }
 
-fn owner_key(subscription: &PushSubscription) -> Vec<u8> {
+/// The `push_owners` key a subscription is filed under.
+pub(crate) fn owner_key(subscription: &PushSubscription) -> Vec<u8> {
     if subscription.admin {
         ADMINS_KEY.to_vec()
     } else {

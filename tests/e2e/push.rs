@@ -12,6 +12,11 @@ const SUBJECT: &str = "mailto:ops@salons.test";
 
 /// A server that may push to loopback, retrying quickly (unless `extra` sets the timings).
 async fn server(extra: &[&str]) -> TestServer {
+    TestServer::start_with(&flags(extra), &[]).await
+}
+
+/// The flags of [`server`].
+fn flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["--push-allow-insecure", "--vapid-subject", SUBJECT];
     for (flag, default) in [
         ("--mail-retry-base-ms", "100"),
@@ -23,7 +28,24 @@ async fn server(extra: &[&str]) -> TestServer {
         }
     }
     args.extend_from_slice(extra);
-    TestServer::start_with(&args, &[]).await
+    args
+}
+
+/// Runs `app ARGS` (an offline command) to its end; returns its stdout, or panics.
+async fn app(args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(TestServer::binary())
+            .args(&args)
+            .env_remove("APP_DATA_DIR")
+            .env_remove("APP_JWT_SECRET")
+            .output()
+            .expect("run app")
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Subscribes `api`'s user with `browser` at `endpoint`; returns the subscription id.
@@ -309,6 +331,8 @@ async fn private_and_insecure_endpoints_and_bad_keys_are_refused() {
 #[tokio::test]
 async fn a_burst_to_one_user_is_coalesced_into_few_pushes_that_count_every_event() {
     const BOOKINGS: usize = 30;
+    // The business's creation, then the bookings.
+    const EVENTS: u64 = 1 + BOOKINGS as u64;
     let service = PushService::start().await;
     let server = server(&[
         "--push-interval-ms",
@@ -341,17 +365,62 @@ async fn a_burst_to_one_user_is_coalesced_into_few_pushes_that_count_every_event
     };
     let received = eventually("every event counted", || {
         let frames = frames(&service, "burst", &browser);
-        async move { (total(&frames) >= 1 + BOOKINGS as u64).then_some(frames) }
+        async move { (total(&frames) >= EVENTS).then_some(frames) }
     })
     .await;
-    assert_eq!(total(&received), 1 + BOOKINGS as u64, "{received:?}");
+    assert_eq!(total(&received), EVENTS, "{received:?}");
     assert!(
         received.len() <= 6,
-        "{} pushes for {} events",
-        received.len(),
-        1 + BOOKINGS
+        "{} pushes for {EVENTS} events",
+        received.len()
     );
     let ids: Vec<u64> = received.iter().map(|f| f["id"].as_u64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     assert_eq!(received.last().unwrap()["type"], "reservation_created");
+}
+
+#[tokio::test]
+async fn pushes_show_in_the_outbox_and_a_backup_keeps_the_vapid_key_and_subscriptions() {
+    let mut service = PushService::start().await;
+    service.down().await;
+    let server = server(&[]).await;
+    let admin = server.admin().await;
+    let key = admin.get("/api/push/key").await.body["public_key"].clone();
+    let browser = Browser::new();
+    subscribe(&admin, &browser, &service.endpoint("kept")).await;
+    admin
+        .create_business("Salon", "salon", "owner@salons.test")
+        .await;
+    let data = server.into_data();
+    let dir = data.path().to_str().unwrap().to_string();
+
+    let listing = app(&["outbox", "list", "--data", &dir]).await;
+    assert!(listing.contains("business_created"), "{listing}");
+    assert!(
+        listing.contains("1 push(es) pending, 0 failed"),
+        "{listing}"
+    );
+
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("push.backup");
+    let file = file.to_str().unwrap();
+    app(&["backup", file, "--data", &dir]).await;
+    let target = tempfile::tempdir().unwrap();
+    app(&["restore", file, "--data", target.path().to_str().unwrap()]).await;
+    app(&["check", "--data", target.path().to_str().unwrap()]).await;
+
+    service.up().await;
+    let restored = TestServer::start_on(target, &flags(&[]), &[]).await;
+    let admin = restored.admin().await;
+    let public_key = admin.get("/api/push/key").await.body["public_key"].clone();
+    assert_eq!(public_key, key, "the VAPID key survives a restore");
+    pushes(&service, "kept", 1).await;
+    let frame = &frames(&service, "kept", &browser)[0];
+    assert_eq!(frame["type"], "business_created");
+    check_vapid(
+        &service.received("kept")[0],
+        public_key.as_str().unwrap(),
+        &service.origin(),
+        SUBJECT,
+    );
 }
