@@ -142,9 +142,34 @@ async fn an_event_reaches_its_owners_subscription_encrypted_and_signed_and_no_on
         );
     }
 
-    // Unsubscribing: only the owner may, anyone else hears 404.
+    // Only the owner may unsubscribe: anyone else hears 404, as for a missing one.
     let path = format!("/api/push/subscriptions/{alice_id}/");
     assert_eq!(bob.call("DELETE", &path, None).await.status, 404);
+
+    // A disabled user's channels see nothing, and neither do their browsers. Alice's next
+    // push marks the moment; Bob's window (300 ms) is waited out twice on top.
+    let bob_id = bob.get("/api/users/me/").await.body["id"].clone();
+    let disabled = admin
+        .call(
+            "PATCH",
+            &format!("/api/users/{}/", bob_id.as_str().unwrap()),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(disabled.status, 200, "{:?}", disabled.body);
+    let bob_before = service.received("bob").len();
+    admin
+        .create_business("Bob Two", "bob-two", "bob@salons.test")
+        .await;
+    let alice_before = service.received("alice").len();
+    Api::new(&server.base)
+        .book(salon["id"].as_str().unwrap(), "Yann")
+        .await;
+    pushes(&service, "alice", alice_before + 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(service.received("bob").len(), bob_before);
+
+    // Unsubscribing.
     assert_eq!(alice.call("DELETE", &path, None).await.status, 204);
     assert_eq!(alice.call("DELETE", &path, None).await.status, 404);
     assert_eq!(
@@ -193,7 +218,8 @@ async fn a_push_service_that_is_down_gets_the_push_later_once() {
     let business = admin
         .create_business("Salon", "salon", "owner@salons.test")
         .await;
-    // A few retries fail (100 ms base, doubling), then the service comes back.
+    // The service stays down long enough for a few tries to fail (100 ms base, doubling);
+    // this is how long it is down, not a wait for a result.
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     service.up().await;
     pushes(&service, "later", 1).await;

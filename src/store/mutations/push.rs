@@ -37,6 +37,9 @@ impl Tx<'_> {
                 continue; // an index entry overtaken by an unsubscribe; harmless
             };
             let subscription: PushSubscription = tx_decode("push_subscriptions", &bytes)?;
+            if self.access_state(subscription.user_id)?.disabled {
+                continue; // a disabled user's channels see nothing; neither do their browsers
+            }
             let row = match self.push_outbox.get(id.as_bytes())? {
                 Some(bytes) => merge(tx_decode("push_outbox", &bytes)?, event),
                 None => OutboxPush {
