@@ -139,6 +139,7 @@ impl Application {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let drainer_watermark = watermark.clone();
+        let push_watermark = watermark.clone();
         let (bus, publisher) =
             Bus::start(&store, watermark, config.bus_capacity, shutdown.clone())?;
         tracker.spawn(count_events(bus.clone(), metrics.clone(), shutdown.clone()));
@@ -150,6 +151,19 @@ impl Application {
             &config,
         );
         tracker.spawn(drainer::run(drainer, bus.clone(), shutdown.clone()));
+        let vapid = Arc::new(crate::push::vapid::load_or_create(&config.data_dir)?);
+        let push_sender = crate::push::drainer::Sender::new((*vapid).clone(), config.push.clone())?;
+        let push_drainer = crate::push::drainer::PushDrainer::new(
+            (store.clone(), health.clone()),
+            push_sender,
+            push_watermark,
+            &config,
+        );
+        tracker.spawn(crate::push::drainer::run(
+            push_drainer,
+            bus.clone(),
+            shutdown.clone(),
+        ));
         tracker.spawn(record::keep(
             store.clone(),
             config.data_dir.clone(),
@@ -164,6 +178,7 @@ impl Application {
         let first_run_password = bootstrap_admin(&store, &writer, &config).await?;
 
         let state = AppState {
+            vapid,
             store,
             writer,
             bus,

@@ -227,6 +227,18 @@ pub struct ServeArgs {
     /// the store (tests shrink it to exercise that path).
     #[arg(long, default_value_t = crate::bus::BROADCAST_CAPACITY, hide = true)]
     pub bus_capacity: usize,
+    /// Web Push: the VAPID `sub` claim, how a push service reaches you (a mailto: or https:
+    /// URL); default `mailto:` the --mail-from address.
+    #[arg(long, env = "APP_VAPID_SUBJECT")]
+    pub vapid_subject: Option<String>,
+    /// Web Push: also allow http:// endpoints and loopback or private addresses. For tests and
+    /// local development only: it lets a client make the server call into its network.
+    #[arg(long, env = "APP_PUSH_ALLOW_INSECURE")]
+    pub push_allow_insecure: bool,
+    /// Web Push: the shortest time between two pushes to one subscription, in milliseconds;
+    /// events in between merge into one push.
+    #[arg(long, default_value_t = 2_000, hide = true)]
+    pub push_interval_ms: u64,
 }
 
 /// `app user …`.

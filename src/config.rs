@@ -96,6 +96,8 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// `--allowed-hosts`, as given.
     pub allowed_hosts: Vec<String>,
+    /// Web Push: VAPID subject, `--push-allow-insecure`, the coalescing interval.
+    pub push: crate::push::PushSettings,
 }
 
 impl Config {
@@ -216,6 +218,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             max_connections: args.max_connections,
             allowed_hosts: args.allowed_hosts.clone(),
+            push: crate::push::PushSettings::from_args(args),
         })
     }
 

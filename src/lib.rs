@@ -32,6 +32,7 @@ pub mod health;
 pub mod login_gate;
 pub mod mail;
 pub mod metrics;
+pub mod push;
 pub mod rate_limit;
 pub mod recovery;
 pub mod reply;

@@ -46,6 +46,8 @@ pub struct AppState {
     pub business_booking_limiter: Arc<RateLimiter<uuid::Uuid>>,
     /// Cancelled on SIGINT/SIGTERM; WebSocket sessions watch it to close with 1001.
     pub shutdown: CancellationToken,
+    /// The VAPID key pair of Web Push (`GET /api/push/key`).
+    pub vapid: Arc<crate::push::vapid::VapidKey>,
 }
 
 /// The authenticated caller.

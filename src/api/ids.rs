@@ -35,6 +35,7 @@ fn has_malformed_id(path: &str) -> bool {
                 || (rest.first() == Some(&"reservations") && not_uuid(rest.get(1)))
         }
         ["api", "users", user, ..] => *user != "me" && not_uuid(Some(user)),
+        ["api", "push", "subscriptions", id, ..] => not_uuid(Some(id)),
         _ => false,
     }
 }

@@ -18,6 +18,7 @@ pub mod filters;
 mod fuzz;
 mod health;
 mod ids;
+mod push;
 mod reservations;
 mod users;
 
@@ -40,6 +41,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(reservations::routes(state.clone()))
         .unify()
         .or(feed::routes(state.clone()))
+        .unify()
+        .or(push::routes(state.clone()))
         .unify()
         .or(health::routes(state))
         .unify()

@@ -110,6 +110,18 @@ pub fn export<W: Write>(store: &Store, data: &Path, out: W) -> Result<(W, Header
             mail: decode("outbox_sent", &value)?,
         })?;
     }
+    for entry in trees.push_subscriptions.iter() {
+        let (_, value) = entry?;
+        writer.record(&Record::PushSubscription {
+            subscription: decode("push_subscriptions", &value)?,
+        })?;
+    }
+    for entry in trees.push_outbox.iter() {
+        let (_, value) = entry?;
+        writer.record(&Record::PushOutbox {
+            push: decode("push_outbox", &value)?,
+        })?;
+    }
     Ok((writer.finish()?, header))
 }
 

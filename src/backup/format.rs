@@ -12,7 +12,9 @@
 //! about twice a binary encoding and compresses well; and it streams, line by line, both ways.
 
 use crate::domain::session::AccessState;
-use crate::domain::{Business, Event, OutboxMail, Reservation, Timestamp, User};
+use crate::domain::{
+    Business, Event, OutboxMail, OutboxPush, PushSubscription, Reservation, Timestamp, User,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, Write};
@@ -20,8 +22,10 @@ use uuid::Uuid;
 
 /// The `format` field of every header.
 pub const FORMAT_NAME: &str = "app-backup";
-/// The layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The layout this build writes. It reads every version from 1 up to this one: version 2
+/// added the `push_subscription` and `push_outbox` records, and a version 1 file is a
+/// version 2 file without them.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a backup file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +35,7 @@ pub enum FormatError {
     #[error("not a backup file of this program (the first line is not an {FORMAT_NAME} header)")]
     NotABackup,
     #[error(
-        "backup format version {0} is not supported (this build reads version {FORMAT_VERSION})"
+        "backup format version {0} is not supported (this build reads versions 1 to {FORMAT_VERSION})"
     )]
     UnsupportedVersion(u32),
     #[error("line {line} of the backup is malformed: {source}")]
@@ -113,6 +117,14 @@ pub enum Record {
     /// A mail the SMTP server accepted (the audit trail).
     OutboxSent {
         mail: OutboxMail,
+    },
+    /// A browser's Web Push subscription (version 2).
+    PushSubscription {
+        subscription: PushSubscription,
+    },
+    /// The push waiting for a subscription (version 2).
+    PushOutbox {
+        push: OutboxPush,
     },
 }
 
@@ -205,7 +217,7 @@ pub fn read<R: BufRead, E: From<FormatError>>(
     if header.format != FORMAT_NAME {
         return Err(FormatError::NotABackup.into());
     }
-    if header.version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&header.version) {
         return Err(FormatError::UnsupportedVersion(header.version).into());
     }
     hasher.update(&line);
@@ -330,10 +342,17 @@ mod tests {
     #[test]
     fn another_version_or_format_is_refused() {
         let text = String::from_utf8(sample()).unwrap();
-        let newer = text.replacen("\"version\":1", "\"version\":2", 1);
+        let current = format!("\"version\":{FORMAT_VERSION}");
+        let newer = text.replacen(&current, "\"version\":3", 1);
         assert!(matches!(
             read_all(newer.as_bytes()),
-            Err(FormatError::UnsupportedVersion(2))
+            Err(FormatError::UnsupportedVersion(3))
+        ));
+        // Version 1 (before push records) is still read; the checksum covers the header.
+        let older = text.replacen(&current, "\"version\":1", 1);
+        assert!(matches!(
+            read_all(older.as_bytes()),
+            Err(FormatError::ChecksumMismatch)
         ));
         let other = text.replacen(FORMAT_NAME, "tar", 1);
         assert!(matches!(

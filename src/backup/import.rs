@@ -94,6 +94,28 @@ impl Importer {
                 }
                 t.outbox.insert(u64_key(mail.id), codec::encode(&mail))?;
             }
+            Record::PushSubscription { subscription } => {
+                let key = crate::store::push::owner_key(&subscription);
+                let mut owners: Vec<Uuid> = match t.push_owners.get(&key)? {
+                    Some(bytes) => codec::decode(&bytes).map_err(|source| {
+                        crate::store::StoreError::Corrupt {
+                            tree: "push_owners",
+                            source,
+                        }
+                    })?,
+                    None => Vec::new(),
+                };
+                owners.push(subscription.id);
+                t.push_owners.insert(key, codec::encode(&owners))?;
+                t.push_endpoints
+                    .insert(subscription.endpoint.as_bytes(), subscription.id.as_bytes())?;
+                t.push_subscriptions
+                    .insert(subscription.id.as_bytes(), codec::encode(&subscription))?;
+            }
+            Record::PushOutbox { push } => {
+                t.push_outbox
+                    .insert(push.subscription_id.as_bytes(), codec::encode(&push))?;
+            }
             Record::OutboxSent { mail } => {
                 // Sent while an online backup read the queue: the sent copy is the truth.
                 if let Some(bytes) = t.outbox.remove(u64_key(mail.id))? {

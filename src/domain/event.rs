@@ -104,6 +104,11 @@ impl Audience {
         self.0.iter().any(|member| member == email)
     }
 
+    /// The owner emails in it (super admins receive every event whatever it says).
+    pub fn emails(&self) -> &[String] {
+        &self.0
+    }
+
     /// The owner of the business once the event is committed, if the event leaves it one.
     pub fn owner_after(&self, kind: EventKind) -> Option<&str> {
         match kind {

@@ -6,12 +6,14 @@
 
 mod event;
 mod outbox;
+mod push;
 pub mod session;
 mod time;
 pub mod validate;
 
 pub use event::{Audience, Event, EventKind};
 pub use outbox::{MailKind, OutboxMail, OutboxStatus};
+pub use push::{OutboxPush, PushSubscription, MAX_SUBSCRIPTIONS_PER_USER};
 pub use session::AccessState;
 pub use time::Timestamp;
 pub use validate::{Email, Password, Subdomain, UserDraft};

@@ -28,6 +28,7 @@ pub fn list(args: &OutboxListArgs) -> anyhow::Result<()> {
         "{} pending, {} failed, {} sent (audit trail)",
         counts.pending, counts.failed, counts.sent
     );
+    print!("{}", crate::push::cli::listing(&store, args.failed)?);
     Ok(())
 }
 
@@ -51,6 +52,9 @@ pub fn retry(args: &OutboxRetryArgs) -> anyhow::Result<()> {
     match ids.len() {
         0 => println!("no failed mail to requeue"),
         n => println!("requeued {n} mail(s): {}", ids.join(", ")),
+    }
+    if args.all {
+        println!("requeued {} push(es)", crate::push::cli::retry_all(&store)?);
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod mutations;
 mod outbox;
 mod pages;
 mod purge;
+pub(crate) mod push;
 mod reads;
 pub mod record;
 mod sessions;

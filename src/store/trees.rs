@@ -91,9 +91,13 @@ trees! {
         refresh_tokens,
         refresh_families,
         purges,
+        push_subscriptions,
+        push_owners,
+        push_outbox,
     }
     other {
         outbox_sent,
+        push_endpoints,
     }
 }
 
@@ -125,7 +129,7 @@ mod tests {
             .collect();
         names.sort();
         assert!(names.contains(&"outbox_sent".to_string()), "{names:?}");
-        // The 20 trees plus sled's default tree.
-        assert_eq!(names.len(), 21, "{names:?}");
+        // The 24 trees plus sled's default tree.
+        assert_eq!(names.len(), 25, "{names:?}");
     }
 }

@@ -63,8 +63,8 @@ self.addEventListener('push', (event) => {
 });
 
 /**
- * The event frames in a push: one frame (API.md), or several when the server coalesced a
- * burst (an array, or `{events: [...]}`). An unreadable payload gives no frame; a push still
+ * The event frames in a push: one frame (API.md), the newest one with `"coalesced": N` when
+ * the server merged a burst of N (README "Web Push"), or a list (an array, or `{events}`). An unreadable payload gives no frame; a push still
  * shows a notification then (the browser requires one for each push it delivers).
  */
 function framesOf(data) {
@@ -111,7 +111,9 @@ async function showPush(data) {
   const tag = business ? `business-${business}` : 'dashboard';
   // Updates not yet looked at are counted into the notification that replaces them.
   const earlier = await self.registration.getNotifications({ tag });
-  const count = Math.max(frames.length, 1) + earlier.reduce((n, x) => n + (x.data?.count || 1), 0);
+  // The server merges a burst into one push carrying the newest frame and `"coalesced": N`.
+  const carried = frames.reduce((n, f) => n + (Number.isInteger(f.coalesced) && f.coalesced > 1 ? f.coalesced : 1), 0);
+  const count = Math.max(carried, 1) + earlier.reduce((n, x) => n + (x.data?.count || 1), 0);
   const title = latest?.payload?.message || 'New activity on your dashboard';
   const detail = latest ? detailOf(latest) : 'Open the dashboard to see what changed.';
   const more = count > 1 ? `+${count - 1} more update${count > 2 ? 's' : ''}` : '';

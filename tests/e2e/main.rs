@@ -11,6 +11,7 @@ mod isolation;
 mod mail;
 mod owner;
 mod public_booking;
+mod push;
 mod realtime;
 mod rest_auth;
 mod rest_businesses;

@@ -18,6 +18,7 @@
 mod batch;
 mod businesses;
 mod outbox;
+mod push;
 mod receipts;
 mod reservations;
 mod sessions;

@@ -81,6 +81,8 @@ impl Tx<'_> {
     pub(super) fn append_event(&self, event: &Event, capacity: u64) -> TxResult<()> {
         self.events
             .insert(&u64_key(event.id), codec::encode(event))?;
+        // Its pushes commit with it, like its mails (a crash delays them, never loses them).
+        self.enqueue_pushes(event)?;
         self.business_events
             .insert(&uuid_u64_key(event.business_id, event.id), &[])?;
         if event.id > capacity {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod push;
 pub mod server;
 pub mod smtp;
 pub mod ws;
