@@ -42,39 +42,15 @@ async function registrationId(cdp) {
   return until(() => regs.find((r) => !r.isDeleted)?.registrationId, { message: 'the service worker registration' });
 }
 
-/**
- * Records the page's calls to `/api/push/**` (method, path, body, status, answer). They go to
- * the real server; a server built without the Web Push routes (404 on the key) gets a
- * stand-in for them, said in the test's diagnostics, so the page's side is still proven.
- */
-async function recordPushCalls(t, page, server) {
+/** Records the page's calls to `/api/push/**` (method, path, body, status, answer) to the real server. */
+async function recordPushCalls(page, server) {
   const calls = [];
-  let standIn = false;
-  const vapid = createECDH('prime256v1');
-  vapid.generateKeys();
   await page.route(`${server.url}/api/push/**`, async (route) => {
     const req = route.request();
-    const path = new URL(req.url()).pathname;
-    let status;
-    let answer;
-    if (!standIn) {
-      const res = await route.fetch();
-      status = res.status();
-      answer = await res.json().catch(() => null);
-      if (status === 404 && path === '/api/push/key') {
-        standIn = true;
-        t.diagnostic('this server has no /api/push/ routes: a stand-in answers them');
-      } else {
-        calls.push({ method: req.method(), path, body: req.postDataJSON(), status, answer });
-        await route.fulfill({ response: res });
-        return;
-      }
-    }
-    if (path === '/api/push/key') [status, answer] = [200, { public_key: b64url(vapid.getPublicKey()) }];
-    else if (req.method() === 'POST') [status, answer] = [201, { id: 'stand-in-1' }];
-    else [status, answer] = [204, null];
-    calls.push({ method: req.method(), path, body: req.postDataJSON(), status, answer });
-    await route.fulfill({ status, contentType: 'application/json', body: answer ? JSON.stringify(answer) : '' });
+    const res = await route.fetch();
+    const answer = await res.json().catch(() => null);
+    calls.push({ method: req.method(), path: new URL(req.url()).pathname, body: req.postDataJSON(), status: res.status(), answer });
+    await route.fulfill({ response: res });
   });
   return calls;
 }
@@ -86,7 +62,8 @@ describe('installable app: service worker, manifest, notifications, offline page
   let first;
   let second;
   before(async () => {
-    server = await startServer();
+    // Loopback push endpoints (the stubbed browser's) are allowed only with this flag.
+    server = await startServer({ APP_PUSH_ALLOW_INSECURE: 'true' });
     browser = await launch();
     owner = await server.createOwner(`${unique('pwa')}@example.com`);
     first = await server.createBusiness('First Salon', unique('first'), owner.email);
@@ -197,7 +174,7 @@ describe('installable app: service worker, manifest, notifications, offline page
       const ecdh = createECDH('prime256v1');
       ecdh.generateKeys();
       const fake = {
-        endpoint: `https://fcm.googleapis.com/fcm/send/${b64url(randomBytes(16))}`,
+        endpoint: `http://127.0.0.1:9/push/${b64url(randomBytes(16))}`,
         keys: { p256dh: b64url(ecdh.getPublicKey()), auth: b64url(randomBytes(16)) },
       };
       // The stub stands in for the browser's push service only; it keeps its subscription in
@@ -230,7 +207,7 @@ describe('installable app: service worker, manifest, notifications, offline page
           return load();
         };
       }, fake);
-      const calls = await recordPushCalls(t, page, server);
+      const calls = await recordPushCalls(page, server);
 
       await signIn(page, server.url, owner);
       const toggle = page.locator('#push-toggle');
@@ -273,7 +250,7 @@ describe('installable app: service worker, manifest, notifications, offline page
       // Granted, but the real push manager: Chromium refuses (incognito, no push service).
       const page = await tabs.open();
       await page.context().grantPermissions(['notifications'], { origin: server.url });
-      await recordPushCalls(t, page, server);
+      await recordPushCalls(page, server);
       await signIn(page, server.url, owner);
       await page.locator('#push-toggle').click();
       await page.locator('#push-message', { hasText: /push service/ }).waitFor();
