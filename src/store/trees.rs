@@ -91,6 +91,8 @@ trees! {
         refresh_tokens,
         refresh_families,
         purges,
+        reminders,
+        closings,
     }
     other {
         outbox_sent,
@@ -125,7 +127,7 @@ mod tests {
             .collect();
         names.sort();
         assert!(names.contains(&"outbox_sent".to_string()), "{names:?}");
-        // The 20 trees plus sled's default tree.
-        assert_eq!(names.len(), 21, "{names:?}");
+        // The 22 trees plus sled's default tree.
+        assert_eq!(names.len(), 23, "{names:?}");
     }
 }
