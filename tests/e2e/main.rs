@@ -8,6 +8,7 @@ mod disk_full;
 mod hostile;
 mod in_process;
 mod isolation;
+mod lifecycle;
 mod mail;
 mod owner;
 mod public_booking;
