@@ -13,6 +13,7 @@ mod mail;
 mod owner;
 mod public_booking;
 mod realtime;
+mod reminders;
 mod rest_auth;
 mod rest_businesses;
 mod rest_cli;
