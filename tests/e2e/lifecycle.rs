@@ -263,8 +263,10 @@ async fn a_big_delete_stalls_no_other_request_and_a_booking_meanwhile_is_refused
                 .await
         })
     };
-    // While it closes, a booking there is refused with a reason (or, once it is over, the
-    // business is gone).
+    // Once it has begun (its first cancellation is out), a booking there is refused with a
+    // reason (or, once it is over, the business is gone).
+    let first = ws.event().await;
+    assert_eq!(first["type"], "reservation_cancelled", "{first}");
     let refused = server
         .api()
         .post(
@@ -274,7 +276,8 @@ async fn a_big_delete_stalls_no_other_request_and_a_booking_meanwhile_is_refused
         )
         .await;
     assert!([409, 404].contains(&refused.status), "{:?}", refused.body);
-    let events = events_until_deleted(&mut ws).await;
+    let mut events = vec![first];
+    events.extend(events_until_deleted(&mut ws).await);
     let answer = delete.await.expect("delete answered");
     assert_eq!(answer.status, 204, "{:?}", answer.body);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
