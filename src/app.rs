@@ -130,6 +130,7 @@ impl Application {
         let stamp = MailStamp {
             epoch: store.epoch().to_string(),
             domain: config.mail_domain(),
+            reminder_micros: config.reminder_micros,
         };
         let metrics = Arc::new(Metrics::default());
         let health = StoreHealth::new(metrics.clone());

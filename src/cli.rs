@@ -135,6 +135,15 @@ pub struct ServeArgs {
     /// How many events the log keeps for resuming clients.
     #[arg(long, env = "APP_EVENT_RETENTION", default_value_t = 10_000)]
     pub event_retention: u64,
+    /// Hours before a reservation's start its customer is mailed a reminder; 0 turns
+    /// reminders off; fractions are allowed (0.5 is half an hour). At most 8760 (a year).
+    #[arg(
+        long,
+        env = "APP_REMINDER_HOURS",
+        default_value_t = 24.0,
+        allow_negative_numbers = true
+    )]
+    pub reminder_hours: f64,
     /// Public bookings allowed per client address per minute.
     #[arg(long, env = "APP_BOOKING_RATE_PER_MINUTE", default_value_t = 120)]
     pub booking_rate_per_minute: u32,

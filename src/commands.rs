@@ -95,6 +95,8 @@ fn with_offline_writer<T>(
     let stamp = MailStamp {
         epoch: store.epoch().to_string(),
         domain: "localhost".into(),
+        // Offline commands book nothing, so they schedule no reminder.
+        reminder_micros: 0,
     };
     let health = crate::health::StoreHealth::new(Default::default());
     let (writer, _, thread) = Writer::start(store, stamp, health)?;

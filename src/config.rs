@@ -49,6 +49,34 @@ pub enum ConfigError {
     },
     #[error("--trusted-proxies: {0}")]
     TrustedProxies(#[from] CidrError),
+    #[error(
+        "--reminder-hours {0} is not a number of hours from 0 (no reminders) to {MAX_REMINDER_HOURS} \
+         (fractions such as 0.5 are allowed, down to a microsecond)"
+    )]
+    ReminderHours(f64),
+}
+
+/// The longest `--reminder-hours`: a year. Beyond it a typo (hours meant as minutes, an
+/// extra zero) is likelier than an intent, and the outbox would hold rows for years.
+pub const MAX_REMINDER_HOURS: f64 = 8760.0;
+
+/// `--reminder-hours` as microseconds before `starts_at`; 0 turns reminders off. Refuses a
+/// negative, non-finite or over-a-year value, and one so small it rounds to nothing (which
+/// would turn reminders off by accident).
+///
+/// # Errors
+/// [`ConfigError::ReminderHours`].
+pub fn reminder_micros(hours: f64) -> Result<i64, ConfigError> {
+    if !hours.is_finite() || !(0.0..=MAX_REMINDER_HOURS).contains(&hours) {
+        return Err(ConfigError::ReminderHours(hours));
+    }
+    // At most 8760 h = 3.2e16 µs, well inside i64 and exact enough in f64.
+    #[allow(clippy::cast_possible_truncation)]
+    let micros = (hours * 3_600_000_000.0).round() as i64;
+    if hours > 0.0 && micros == 0 {
+        return Err(ConfigError::ReminderHours(hours));
+    }
+    Ok(micros)
 }
 
 /// Everything `app serve` runs with.
@@ -98,6 +126,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// Web Push: VAPID subject, `--push-allow-insecure`, the coalescing interval.
     pub push: crate::push::PushSettings,
+    /// `--reminder-hours` in microseconds; 0: no reminders.
+    pub reminder_micros: i64,
 }
 
 impl Config {
@@ -175,6 +205,7 @@ impl Config {
         }
         let trusted_proxies =
             TrustedProxies::parse(args.trusted_proxies.iter().map(String::as_str))?;
+        let reminder_micros = reminder_micros(args.reminder_hours)?;
         Ok(Self {
             addr,
             data_dir,
@@ -219,6 +250,7 @@ impl Config {
             max_connections: args.max_connections,
             allowed_hosts: args.allowed_hosts.clone(),
             push: crate::push::PushSettings::from_args(args),
+            reminder_micros,
         })
     }
 
@@ -357,6 +389,21 @@ fn create_secret(data_dir: &Path, path: &Path, replace: bool) -> Result<Secret, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reminder_hours_take_fractions_and_refuse_what_cannot_be_meant() {
+        assert_eq!(reminder_micros(24.0).unwrap(), 86_400_000_000);
+        assert_eq!(reminder_micros(0.0).unwrap(), 0, "0 turns reminders off");
+        assert_eq!(reminder_micros(0.001).unwrap(), 3_600_000);
+        assert_eq!(
+            reminder_micros(MAX_REMINDER_HOURS).unwrap(),
+            31_536_000_000_000
+        );
+        for bad in [-1.0, -0.0001, f64::NAN, f64::INFINITY, 8760.5, 1e300, 1e-12] {
+            let error = reminder_micros(bad).unwrap_err().to_string();
+            assert!(error.starts_with("--reminder-hours"), "{bad}: {error}");
+        }
+    }
 
     #[test]
     fn generated_secret_is_private_and_stable() {

@@ -21,7 +21,7 @@ use uuid::Uuid;
 mod sessions;
 
 pub use sessions::sweep_sessions;
-pub use thread::PURGE_CHUNK;
+pub use thread::{CLOSE_CHUNK, PURGE_CHUNK};
 
 /// Most mutations applied before one flush; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
@@ -180,7 +180,10 @@ impl Writer {
         }
     }
 
-    /// Deletes a business and its reservations; returns the business as it was.
+    /// Deletes a business and its reservations; returns the business as it was, once its
+    /// future bookings are cancelled and the `business_deleted` event is durable (the
+    /// cancellations run in chunks between other batches, so this may take seconds for a
+    /// business with many bookings; `store::mutations::closing`).
     ///
     /// # Errors
     /// `NotFound`; otherwise as [`Writer::submit`].

@@ -4,7 +4,7 @@
 
 use super::format::{Header, Record};
 use super::BackupError;
-use crate::domain::{OutboxMail, OutboxStatus};
+use crate::domain::{MailKind, OutboxMail, OutboxStatus};
 use crate::store::codec;
 use crate::store::keys::{due_key, email_u64_key, u64_key, uuid_u64_key};
 use crate::store::meta_keys;
@@ -91,6 +91,11 @@ impl Importer {
                 if mail.status == OutboxStatus::Pending {
                     t.outbox_due
                         .insert(due_key(mail.next_attempt_at, mail.id), &[])?;
+                }
+                // The index a cancel takes a scheduled reminder back by.
+                if let (MailKind::Reminder, Some(reservation)) = (mail.kind, &mail.reservation) {
+                    t.reminders
+                        .insert(reservation.id.as_bytes(), &u64_key(mail.id))?;
                 }
                 t.outbox.insert(u64_key(mail.id), codec::encode(&mail))?;
             }

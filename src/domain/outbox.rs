@@ -18,9 +18,14 @@ pub enum MailKind {
     ReservationNotice,
     /// To the customer, on `reservation_cancelled`.
     CancellationNotice,
-    /// To the new owner, on a `business_updated` that reassigns the business. Last: rows are
-    /// stored with the variant's position.
+    /// To the new owner, on a `business_updated` that reassigns the business. New variants
+    /// go last: rows are stored with the variant's position.
     Handover,
+    /// To the customer, `--reminder-hours` before `starts_at`: queued with the booking, due
+    /// in the future, removed again if the reservation is cancelled first.
+    Reminder,
+    /// To the customer, on each `reservation_cancelled` that deleting its business causes.
+    BusinessClosed,
 }
 
 impl MailKind {
@@ -32,6 +37,8 @@ impl MailKind {
             MailKind::ReservationNotice => "reservation_notice",
             MailKind::CancellationNotice => "cancellation_notice",
             MailKind::Handover => "handover",
+            MailKind::Reminder => "reminder",
+            MailKind::BusinessClosed => "business_closed",
         }
     }
 }

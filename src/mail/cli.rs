@@ -7,7 +7,8 @@ use crate::domain::{OutboxMail, OutboxStatus, Timestamp};
 use anyhow::Context;
 use std::fmt::Write;
 
-/// `app outbox list [--failed | --sent]`: one line per mail, then the counts.
+/// `app outbox list [--failed | --sent]`: one line per mail, then the counts. A mail not yet
+/// tried whose first try lies ahead (a reminder) shows as `scheduled`, with its due time.
 ///
 /// # Errors
 /// When the store cannot be opened or read.
@@ -23,7 +24,7 @@ pub fn list(args: &OutboxListArgs) -> anyhow::Result<()> {
         rows.sort_by_key(|row| row.id);
     }
     let counts = store.outbox_counts()?;
-    print!("{}", table(&rows));
+    print!("{}", table(&rows, Timestamp::now()));
     println!(
         "{} pending, {} failed, {} sent (audit trail)",
         counts.pending, counts.failed, counts.sent
@@ -59,20 +60,21 @@ pub fn retry(args: &OutboxRetryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The listing: a header, then one aligned line per row (the error, free text, comes last).
-fn table(rows: &[OutboxMail]) -> String {
+/// The listing at `now`: a header, then one aligned line per row (the error, free text,
+/// comes last).
+fn table(rows: &[OutboxMail], now: Timestamp) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{:>6}  {:<7}  {:<24}  {:<32}  {:>5}  {:<27}  LAST ERROR",
-        "ID", "STATUS", "KIND", "TO", "TRIES", "NEXT TRY / SENT AT"
+        "ID", "STATUS", "KIND", "TO", "TRIES", "DUE / NEXT TRY / SENT AT"
     );
     for row in rows {
         let _ = writeln!(
             out,
             "{:>6}  {:<7}  {:<24}  {:<32}  {:>5}  {:<27}  {}",
             row.id,
-            status_name(row.status),
+            status_name(row, now),
             row.kind.as_str(),
             row.to,
             row.attempts,
@@ -86,8 +88,9 @@ fn table(rows: &[OutboxMail]) -> String {
     out
 }
 
-fn status_name(status: OutboxStatus) -> &'static str {
-    match status {
+fn status_name(row: &OutboxMail, now: Timestamp) -> &'static str {
+    match row.status {
+        OutboxStatus::Pending if row.attempts == 0 && row.next_attempt_at > now => "scheduled",
         OutboxStatus::Pending => "pending",
         OutboxStatus::Failed => "failed",
         OutboxStatus::Sent => "sent",
@@ -133,7 +136,8 @@ mod tests {
             created_at: at,
             sent_at: None,
         };
-        let text = table(&[row]);
+        let mut reminder = row.clone();
+        let text = table(&[row], at);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("    ID  STATUS"));
@@ -149,5 +153,19 @@ mod tests {
             ]
         );
         assert!(lines[1].ends_with("permanent error (550): no  such user"));
+
+        // A reminder not due yet is "scheduled" at its due time; once due, "pending".
+        reminder.kind = MailKind::Reminder;
+        reminder.status = OutboxStatus::Pending;
+        reminder.attempts = 0;
+        reminder.last_error = None;
+        let before = Timestamp::parse_rfc3339("2031-05-31T10:00:00Z").unwrap();
+        let line = table(std::slice::from_ref(&reminder), before);
+        let fields: Vec<&str> = line.lines().nth(1).unwrap().split_whitespace().collect();
+        let due = at.to_rfc3339();
+        let expected = ["scheduled", "reminder", "owner@example.com", "0", &due, "-"];
+        assert_eq!(&fields[1..], expected);
+        let after = table(&[reminder], at.plus_micros(1));
+        assert!(after.contains(" pending "), "{after}");
     }
 }

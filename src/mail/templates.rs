@@ -53,6 +53,8 @@ fn content(row: &OutboxMail) -> Result<Content, MailError> {
         MailKind::ReservationConfirmation => confirmation(&Booking::of(row)?),
         MailKind::ReservationNotice => notice(&Booking::of(row)?),
         MailKind::CancellationNotice => cancellation(&Booking::of(row)?),
+        MailKind::Reminder => reminder(&Booking::of(row)?),
+        MailKind::BusinessClosed => closed(&Booking::of(row)?),
     })
 }
 
@@ -138,6 +140,44 @@ fn cancellation(booking: &Booking<'_>) -> Content {
         lead: format!("your reservation at {business} was cancelled."),
         details: booking.details(),
         closing: "We hope to see you another time.",
+    }
+}
+
+/// To the customer, `--reminder-hours` before the appointment.
+fn reminder(booking: &Booking<'_>) -> Content {
+    let Booking {
+        business,
+        customer,
+        when,
+        ..
+    } = booking;
+    Content {
+        subject: format!("Reminder: your reservation at {business}, {when}"),
+        greeting: format!("Hello {customer},"),
+        lead: format!("a reminder that you have a reservation at {business} on {when}."),
+        details: booking.details(),
+        closing: "To change or cancel it, contact the business. See you soon!",
+    }
+}
+
+/// To the customer, when deleting the business cancelled their future reservation.
+fn closed(booking: &Booking<'_>) -> Content {
+    let Booking {
+        business,
+        customer,
+        when,
+        ..
+    } = booking;
+    Content {
+        subject: format!("{business} has closed: your reservation on {when} is cancelled"),
+        greeting: format!("Hello {customer},"),
+        lead: format!(
+            "we are sorry: {business} has closed and no longer takes bookings on this \
+             platform, so your reservation on {when} is cancelled. Please do not go there \
+             for it."
+        ),
+        details: booking.details(),
+        closing: "We hope to see you at another business soon.",
     }
 }
 
@@ -295,12 +335,14 @@ mod tests {
         }
     }
 
-    const KINDS: [MailKind; 5] = [
+    const KINDS: [MailKind; 7] = [
         MailKind::Welcome,
         MailKind::ReservationConfirmation,
         MailKind::ReservationNotice,
         MailKind::CancellationNotice,
         MailKind::Handover,
+        MailKind::Reminder,
+        MailKind::BusinessClosed,
     ];
 
     #[test]
@@ -354,6 +396,17 @@ mod tests {
                 MailKind::Handover,
                 "Welcome! Salon ✂ is now yours",
                 "has been handed over to you",
+            ),
+            (
+                MailKind::Reminder,
+                "Reminder: your reservation at Salon ✂, Sunday, 1 June 2031 at 10:00 UTC",
+                "a reminder that you have a reservation at Salon ✂ on Sunday, 1 June 2031",
+            ),
+            (
+                MailKind::BusinessClosed,
+                "Salon ✂ has closed: your reservation on Sunday, 1 June 2031 at 10:00 UTC is \
+                 cancelled",
+                "Salon ✂ has closed",
             ),
         ];
         for (kind, subject, phrase) in cases {

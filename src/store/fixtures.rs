@@ -16,6 +16,7 @@ pub(crate) fn stamp() -> MailStamp {
     MailStamp {
         epoch: "e".into(),
         domain: "example.com".into(),
+        reminder_micros: 0,
     }
 }
 

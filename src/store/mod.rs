@@ -28,7 +28,7 @@ mod user_cache;
 
 pub use mutations::MailStamp;
 pub use mutations::{AccessChange, SessionApplied, SessionMutation, UserRef};
-pub use mutations::{Applied, Mutation};
+pub use mutations::{Applied, CloseStep, Mutation};
 pub use outbox::{OutboxCounts, OutboxScan};
 pub use pages::{ActivityPage, UpcomingCursor};
 pub use reads::{Page, PageCursor, Visibility};

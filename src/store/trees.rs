@@ -94,6 +94,8 @@ trees! {
         push_subscriptions,
         push_owners,
         push_outbox,
+        reminders,
+        closings,
     }
     other {
         outbox_sent,
@@ -129,7 +131,7 @@ mod tests {
             .collect();
         names.sort();
         assert!(names.contains(&"outbox_sent".to_string()), "{names:?}");
-        // The 24 trees plus sled's default tree.
-        assert_eq!(names.len(), 25, "{names:?}");
+        // The 26 trees plus sled's default tree.
+        assert_eq!(names.len(), 27, "{names:?}");
     }
 }

@@ -25,13 +25,15 @@ const BURST_BOOKINGS: usize = 100;
 const BURST_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A server sending through `sink`, with mail timings shrunk for tests (unless `extra` sets
-/// them).
+/// them) and no reminders: scheduled ones would stay in `app_outbox_pending`, which these
+/// tests wait to drain (reminders have their own tests in `reminders`).
 async fn server_with_sink(sink: &SmtpSink, extra: &[&str]) -> TestServer {
     let url = sink.url();
     let mut args = vec!["--smtp-url", url.as_str(), "--mail-from", FROM];
     for (flag, default) in [
         ("--mail-retry-base-ms", "100"),
         ("--mail-poll-interval-ms", "200"),
+        ("--reminder-hours", "0"),
     ] {
         if !extra.contains(&flag) {
             args.extend([flag, default]);

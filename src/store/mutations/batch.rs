@@ -119,6 +119,7 @@ fn apply_all(
 mod tests {
     use super::*;
     use crate::store::fixtures::{create, stamp, store};
+    use uuid::Uuid;
 
     fn event_id(outcome: &Outcome) -> Option<u64> {
         outcome.as_ref().ok().and_then(|(_, id)| *id)
@@ -135,14 +136,32 @@ mod tests {
             create("b"),
             create("a"), // taken: refused, nothing written
             create("c"),
+            // A delete only begins here (no event until its bookings are cancelled: closing).
             Mutation::DeleteBusiness { id: a.id },
             create("b"),                           // taken earlier in this very batch
-            create("a"),                           // free again after the delete
-            Mutation::DeleteBusiness { id: a.id }, // already gone
+            create("a"),                           // still taken while "a" closes
+            Mutation::DeleteBusiness { id: a.id }, // joins the delete under way
+            Mutation::DeleteBusiness { id: Uuid::nil() }, // no such business
+            create("d"),
         ];
         let outcomes = store.apply_batch(&batch, &stamp());
         let ids: Vec<Option<u64>> = outcomes.iter().map(event_id).collect();
-        assert_eq!(ids, [Some(2), None, Some(3), Some(4), None, Some(5), None]);
+        assert_eq!(
+            ids,
+            [
+                Some(2),
+                None,
+                Some(3),
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some(4)
+            ]
+        );
+        assert!(matches!(outcomes[3], Ok((Applied::Closing(_), None))));
+        assert!(matches!(outcomes[6], Ok((Applied::Closing(_), None))));
         assert!(matches!(
             outcomes[1],
             Err(StoreError::Conflict {
@@ -151,8 +170,13 @@ mod tests {
             })
         ));
         assert!(matches!(outcomes[4], Err(StoreError::Conflict { .. })));
-        assert!(matches!(outcomes[6], Err(StoreError::NotFound("business"))));
-        assert_eq!(store.next_event_id().unwrap(), 6);
+        assert!(matches!(outcomes[5], Err(StoreError::Conflict { .. })));
+        assert!(matches!(outcomes[7], Err(StoreError::NotFound("business"))));
+        // Finishing the delete takes the next id, and frees the subdomain.
+        let step = store.close_step(10, &stamp()).unwrap().unwrap();
+        assert_eq!(step.newest_event, Some(5));
+        assert!(store.apply(&create("a"), &stamp()).is_ok());
+        assert_eq!(store.next_event_id().unwrap(), 7);
         let logged: Vec<u64> = store
             .trees
             .events
@@ -160,6 +184,6 @@ mod tests {
             .keys()
             .map(|key| crate::store::keys::read_u64(&key.unwrap()).unwrap())
             .collect();
-        assert_eq!(logged, [1, 2, 3, 4, 5]);
+        assert_eq!(logged, [1, 2, 3, 4, 5, 6]);
     }
 }

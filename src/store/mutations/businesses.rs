@@ -70,6 +70,7 @@ impl Tx<'_> {
         capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let mut record = self.business(id)?;
+        self.refuse_if_closing(id)?;
         let old_owner = record.business.owner_email.clone();
         if let Some(name) = &patch.name {
             record.business.name = name.clone();
@@ -115,10 +116,9 @@ impl Tx<'_> {
     /// (`Store::purge_deleted`): one transaction over 100 000 of them held sled's global
     /// transaction lock long enough to stall every other request.
     ///
-    /// The seam for cancelling the business's future bookings on delete (API.md "The
-    /// lifecycle of a booking", another issue's work): those cancellations, each with its
-    /// event and mail, come before this transaction — in chunks, like the purge, because
-    /// there can be as many — and this event after them.
+    /// The last step of a delete (`closing`): the business's future bookings are already
+    /// cancelled, each with its event and mail, in chunks before this transaction, so this
+    /// event comes after them.
     pub(super) fn delete_business(
         &self,
         id: Uuid,

@@ -11,12 +11,14 @@
 //! ([`Mutation`], [`Applied`], the prepared form and the dispatch); `batch` turns a batch into
 //! transactions; `tx` holds what every family shares (counters, event append, mail enqueue);
 //! `users`, `businesses`, `reservations`, `receipts`, `sessions` and `outbox` hold one family of
-//! mutations each.
+//! mutations each; `closing` holds the steps of a delete (the business's future bookings
+//! cancelled in chunks, then the delete).
 //! Adding a mutation: a `Mutation` variant, its `Prepared` form and `prepare` arm, its arm in
 //! `Tx::apply`, and a method in its family's file.
 
 mod batch;
 mod businesses;
+mod closing;
 mod outbox;
 mod push;
 mod receipts;
@@ -31,6 +33,7 @@ use crate::domain::{
     AccessState, Business, BusinessPatch, EventKind, NewBusiness, NewReservation, NewUser,
     OutboxMail, Reservation, ReservationStatus, Timestamp, User,
 };
+pub use closing::CloseStep;
 pub use sessions::{AccessChange, SessionApplied, SessionMutation, UserRef};
 use tx::TxResult;
 use uuid::Uuid;
@@ -81,6 +84,9 @@ pub enum Applied {
     User(User),
     Business(Business),
     Deleted(Business),
+    /// A delete under way: the business as it was, now refusing changes while its future
+    /// bookings are cancelled. The writer answers the caller with `Deleted` once it is over.
+    Closing(Business),
     Reservation(Reservation),
     /// The stored read position after a receipt (never moves backwards).
     ReadUpTo(u64),
@@ -122,11 +128,14 @@ pub(crate) struct EventV2 {
     pub frame: String,
 }
 
-/// What stamps outbox rows: the epoch and mail domain make Message-IDs unique per store.
+/// What stamps outbox rows: the epoch and mail domain make Message-IDs unique per store;
+/// `reminder_micros` (`--reminder-hours`) is how long before `starts_at` a booking's reminder
+/// is due (0: no reminders).
 #[derive(Debug, Clone)]
 pub struct MailStamp {
     pub epoch: String,
     pub domain: String,
+    pub reminder_micros: i64,
 }
 
 /// A mutation with every choice made before its transaction — new ids, the clock — so that applying it depends on the trees alone and a
@@ -249,7 +258,7 @@ impl Tx<'_> {
             Prepared::UpdateBusiness { id, patch, now } => {
                 self.update_business(*id, patch, *now, stamp, capacity)
             }
-            Prepared::DeleteBusiness { id, now } => self.delete_business(*id, *now, capacity),
+            Prepared::DeleteBusiness { id, now } => self.begin_close(*id, *now),
             Prepared::CreateReservation(reservation) => {
                 self.create_reservation(reservation, stamp, capacity)
             }

@@ -316,6 +316,7 @@ mod tests {
         let stamp = MailStamp {
             epoch: "e".into(),
             domain: "example.com".into(),
+            reminder_micros: 0,
         };
         store.apply(&mutation, &stamp).map(|(applied, _)| applied)
     }

@@ -3,7 +3,7 @@
 //! record. Kept apart from the families so each rule about ids and the log has one home.
 
 use super::{BusinessRecord, EventHead, MailStamp};
-use crate::domain::{Business, Event, MailKind, OutboxMail, OutboxStatus, Reservation};
+use crate::domain::{Business, Event, MailKind, OutboxMail, OutboxStatus, Reservation, Timestamp};
 use crate::store::keys::{due_key, u64_key, uuid_u64_key};
 use crate::store::trees::Tx;
 use crate::store::{codec, decode, meta_keys, StoreError};
@@ -107,6 +107,31 @@ impl Tx<'_> {
         business: &Business,
         reservation: Option<&Reservation>,
     ) -> TxResult<()> {
+        self.enqueue_mail_due(
+            stamp,
+            kind,
+            to,
+            event,
+            business,
+            reservation,
+            event.timestamp,
+        )?;
+        Ok(())
+    }
+
+    /// [`Tx::enqueue_mail`] for a mail first due at `due` (a reminder, due before the
+    /// appointment) rather than at once; returns the row's outbox id.
+    #[allow(clippy::too_many_arguments)] // enqueue_mail's, plus the due time
+    pub(super) fn enqueue_mail_due(
+        &self,
+        stamp: &MailStamp,
+        kind: MailKind,
+        to: &str,
+        event: &Event,
+        business: &Business,
+        reservation: Option<&Reservation>,
+        due: Timestamp,
+    ) -> TxResult<u64> {
         let id = self.counter(meta_keys::NEXT_OUTBOX_ID)?.max(1);
         self.set_counter(meta_keys::NEXT_OUTBOX_ID, id + 1)?;
         let row = OutboxMail {
@@ -119,7 +144,7 @@ impl Tx<'_> {
             reservation: reservation.cloned(),
             status: OutboxStatus::Pending,
             attempts: 0,
-            next_attempt_at: event.timestamp,
+            next_attempt_at: due,
             last_error: None,
             created_at: event.timestamp,
             sent_at: None,
@@ -127,7 +152,7 @@ impl Tx<'_> {
         self.outbox.insert(&u64_key(id), codec::encode(&row))?;
         self.outbox_due
             .insert(&due_key(row.next_attempt_at, id), &[])?;
-        Ok(())
+        Ok(id)
     }
 
     /// The business `id`, or a `NotFound` refusal.
