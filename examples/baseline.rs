@@ -30,12 +30,15 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 /// Events a slow socket may fall behind by before it starts losing them (broadcast's lag).
 const CHANNEL_CAPACITY: usize = 4096;
+
+/// Per-socket read buffer (pings are 20 bytes).
+const READ_BUFFER: usize = 4096;
 
 /// The largest request body read (the load generator's are a few hundred bytes).
 const MAX_BODY: usize = 64 * 1024;
@@ -124,7 +127,10 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<String>, Infallible> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<String>, Infallible> {
     let path = req.uri().path();
     Ok(match (req.method(), path) {
         (&Method::GET, "/ws/dashboard/") => upgrade(shared, req),
@@ -185,15 +191,26 @@ fn create(shared: &Shared, new: &NewBusiness) -> Response<String> {
 /// Accepts the WebSocket upgrade and runs the socket on its own task.
 fn upgrade(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<String> {
     let Some(key) = req.headers().get("sec-websocket-key") else {
-        return json(StatusCode::BAD_REQUEST, r#"{"error":"not a websocket"}"#.into());
+        return json(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"not a websocket"}"#.into(),
+        );
     };
     let accept = derive_accept_key(key.as_bytes());
     // Subscribe before answering, so no event after the 101 is missed.
     let events = shared.events.subscribe();
     tokio::spawn(async move {
         if let Ok(upgraded) = hyper::upgrade::on(&mut req).await {
-            let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                .await;
+            // tungstenite's default 128 KiB read buffer is zeroed on read attempts, and
+            // `select!` re-polls the read half after every event: 4 KiB is what anyone sets
+            // after one profile (app serve uses 1 KiB, vendor/README.md).
+            let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+            let ws = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
             session(ws, events).await;
         }
     });

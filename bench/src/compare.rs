@@ -218,9 +218,10 @@ fn each(runs: &[Value], pick: &dyn Fn(&Value) -> Option<f64>) -> String {
 }
 
 fn fanout_of(run: &Value, sockets: u64, rate: f64) -> Option<&Value> {
-    run["fanouts"].as_array()?.iter().find(|f| {
-        f["sockets"].as_u64() == Some(sockets) && f["rate"].as_f64() == Some(rate)
-    })
+    run["fanouts"]
+        .as_array()?
+        .iter()
+        .find(|f| f["sockets"].as_u64() == Some(sockets) && f["rate"].as_f64() == Some(rate))
 }
 
 fn ms(us: Option<f64>) -> String {
@@ -402,14 +403,18 @@ pub fn compare(runs: &Runs, judge: bool) -> (String, bool) {
         .iter()
         .filter_map(|r| r["creates"]["failed"].as_u64())
         .sum::<u64>();
-    let concurrency = app.first().and_then(|r| r["creates"]["concurrency"].as_u64());
+    let concurrency = app
+        .first()
+        .and_then(|r| r["creates"]["concurrency"].as_u64());
     rows.push(Row {
         scenario: format!(
             "creates per second, {} HTTP clients",
             concurrency.unwrap_or(0)
         ),
         target: "≥ 10 000 and ≥ 0.5 × baseline".into(),
-        app: a.map_or("n/a".into(), |v| format!("{} /s durable", report::count(v as u64))),
+        app: a.map_or("n/a".into(), |v| {
+            format!("{} /s durable", report::count(v as u64))
+        }),
         baseline: b.map_or("n/a".into(), |v| {
             format!("{} /s not durable", report::count(v as u64))
         }),
@@ -496,7 +501,10 @@ pub fn compare(runs: &Runs, judge: bool) -> (String, bool) {
         let _ = writeln!(out, "- {note}");
     }
     for bad in &runs.floor_failures {
-        let _ = writeln!(out, "- floor output {bad} did not parse or its reader fell short");
+        let _ = writeln!(
+            out,
+            "- floor output {bad} did not parse or its reader fell short"
+        );
     }
     if !judge {
         let _ = writeln!(out, "- smoke run: sizes too small to judge; no verdicts");
@@ -524,7 +532,11 @@ mod tests {
         assert!((run.cpu_per_write_us - 5.8).abs() < 1e-9);
         assert!((run.round_mean_ms - 11.8).abs() < 1e-9);
         assert!(run.reader_ok);
-        assert!(!parse_floor(&text.replace("ok=1", "ok=0")).expect("parses").reader_ok);
+        assert!(
+            !parse_floor(&text.replace("ok=1", "ok=0"))
+                .expect("parses")
+                .reader_ok
+        );
         assert_eq!(parse_floor("reader: short"), None);
     }
 
