@@ -8,8 +8,11 @@
 //! memory; [`scenarios`] are the measurements; [`report`] prints them as one table. The
 //! standard suite (`app-bench suite`) is what `scripts/bench.sh` runs and `docs/bench.md`
 //! shows; `--smoke` is the same suite at a size CI can afford, with no target judged.
+//! [`compare`] turns several suite runs against `app serve` and the plain baseline, plus the
+//! floor, into issue 16's table of ratios.
 
 mod big_delete;
+mod compare;
 mod http;
 mod load;
 mod procfs;
@@ -71,6 +74,28 @@ pub enum BenchCommand {
         /// A small run of the same suite for CI (100 sockets, 20 events); targets not judged.
         #[arg(long)]
         smoke: bool,
+        /// Also write the figures as JSON here, for `compare`.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// Skip the big delete (the plain baseline has no reservations).
+        #[arg(long)]
+        without_big_delete: bool,
+    },
+    /// Issue 16's table: medians of the `app-N.json` and `baseline-N.json` suite runs in DIR,
+    /// against the floor's `floor-SOCKETS-N.txt` and the fsync p50 in `fsync-us.txt`. Needs
+    /// no server.
+    Compare {
+        dir: std::path::PathBuf,
+        /// Print the table without verdicts (the smoke sizes are too small to judge).
+        #[arg(long)]
+        smoke: bool,
+    },
+    /// The machine's fsync: p50 of writing and fsyncing 4 KiB in a file under DIR, in µs.
+    /// Needs no server.
+    Fsync {
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 200)]
+        samples: u32,
     },
     /// Hold N idle dashboard sockets: connect time, failures, server RSS per idle socket.
     Connect {
@@ -128,8 +153,8 @@ struct SuiteSpec {
     name: &'static str,
     idle_sockets: usize,
     hold: Duration,
-    /// (sockets, events per second, events, p99 target, must be lossless)
-    fanouts: Vec<(usize, f64, u64, Duration, bool)>,
+    /// (sockets, events per second, events, p99 target, must be lossless, over capacity)
+    fanouts: Vec<(usize, f64, u64, Duration, bool, bool)>,
     creates_concurrency: usize,
     creates_for: Duration,
     ping_sockets: usize,
@@ -137,6 +162,8 @@ struct SuiteSpec {
     ping_interval: Duration,
     /// (reservations, sockets, window) of the big delete.
     big_delete: (u64, usize, Duration),
+    /// Whether the big delete runs at all.
+    big_delete_too: bool,
     /// Whether the issue's targets are judged (only at the standard sizes).
     judge: bool,
 }
@@ -149,9 +176,9 @@ impl SuiteSpec {
             idle_sockets: 19_500,
             hold: Duration::from_secs(3),
             fanouts: vec![
-                (5_000, 50.0, 500, ms(20), true),
-                (10_000, 10.0, 200, ms(25), false),
-                (1_000, 2.0, 30, ms(5), false),
+                (5_000, 50.0, 500, ms(20), true, true),
+                (10_000, 10.0, 200, ms(25), false, false),
+                (1_000, 2.0, 30, ms(5), false, false),
             ],
             creates_concurrency: 64,
             creates_for: Duration::from_secs(10),
@@ -159,6 +186,7 @@ impl SuiteSpec {
             pings: 10,
             ping_interval: Duration::from_secs(1),
             big_delete: (100_000, 1_000, Duration::from_secs(10)),
+            big_delete_too: true,
             judge: true,
         }
     }
@@ -169,13 +197,14 @@ impl SuiteSpec {
             name: "smoke",
             idle_sockets: 200,
             hold: ms(500),
-            fanouts: vec![(100, 10.0, 20, ms(20), true)],
+            fanouts: vec![(100, 10.0, 20, ms(20), true, false)],
             creates_concurrency: 8,
             creates_for: Duration::from_secs(1),
             ping_sockets: 50,
             pings: 3,
             ping_interval: ms(200),
             big_delete: (2_000, 50, Duration::from_secs(2)),
+            big_delete_too: true,
             judge: false,
         }
     }
@@ -183,6 +212,30 @@ impl SuiteSpec {
 
 fn main() -> ExitCode {
     let args = BenchArgs::parse();
+    // These two read files, not a server: no runtime, no login.
+    match &args.command {
+        BenchCommand::Compare { dir, smoke } => {
+            return match compare::read_runs(dir) {
+                Ok(runs) if !runs.app.is_empty() => {
+                    let (table, _) = compare::compare(&runs, !smoke);
+                    println!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Ok(_) => fail(anyhow!("no app-N.json runs in {}", dir.display())),
+                Err(e) => fail(e),
+            };
+        }
+        BenchCommand::Fsync { dir, samples } => {
+            return match compare::fsync_p50(dir, *samples) {
+                Ok(p50) => {
+                    println!("{:.1}", p50.as_secs_f64() * 1e6);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            };
+        }
+        _ => {}
+    }
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -190,13 +243,15 @@ fn main() -> ExitCode {
         .and_then(|runtime| runtime.block_on(run(args)));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            use std::io::Write;
-            // Not `eprintln!`: it panics when stderr is closed, and the exit code must stay 1.
-            let _ = writeln!(std::io::stderr(), "error: {error:#}");
-            ExitCode::FAILURE
-        }
+        Err(error) => fail(error),
     }
+}
+
+fn fail(error: anyhow::Error) -> ExitCode {
+    use std::io::Write;
+    // Not `eprintln!`: it panics when stderr is closed, and the exit code must stay 1.
+    let _ = writeln!(std::io::stderr(), "error: {error:#}");
+    ExitCode::FAILURE
 }
 
 /// Runs the scenario or suite `args` name and prints its table.
@@ -220,13 +275,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         connect_concurrency: args.connect_concurrency,
     };
     let (table, failed) = match args.command {
-        BenchCommand::Suite { smoke } => {
-            let spec = if smoke {
+        BenchCommand::Suite {
+            smoke,
+            json,
+            without_big_delete,
+        } => {
+            let mut spec = if smoke {
                 SuiteSpec::smoke()
             } else {
                 SuiteSpec::standard()
             };
-            suite(&ctx, &spec).await
+            spec.big_delete_too = !without_big_delete;
+            let mut figures = compare::Figures::default();
+            let outcome = suite(&ctx, &spec, &mut figures).await;
+            if let Some(path) = json {
+                std::fs::write(&path, figures.to_json().to_string())
+                    .with_context(|| format!("write {}", path.display()))?;
+            }
+            outcome
+        }
+        BenchCommand::Compare { .. } | BenchCommand::Fsync { .. } => {
+            bail!("compare and fsync are answered without a server")
         }
         BenchCommand::Connect { sockets, hold_secs } => {
             let mut table = Table::new(format!("app-bench connect --sockets {sockets}"));
@@ -300,7 +369,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Runs every scenario of `spec` in turn; a scenario that cannot run becomes a note.
-async fn suite(ctx: &Ctx, spec: &SuiteSpec) -> (Table, bool) {
+async fn suite(ctx: &Ctx, spec: &SuiteSpec, figures: &mut compare::Figures) -> (Table, bool) {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let mut table = Table::new(format!(
         "app-bench suite ({}): {cores} cores shared by client and server",
@@ -314,16 +383,20 @@ async fn suite(ctx: &Ctx, spec: &SuiteSpec) -> (Table, bool) {
 
     eprintln!("bench: holding {} idle sockets", spec.idle_sockets);
     match scenarios::connect(ctx, spec.idle_sockets, spec.hold).await {
-        Ok(outcome) => outcome.write(&mut table, spec.judge),
+        Ok(outcome) => {
+            figures.connect(&outcome);
+            outcome.write(&mut table, spec.judge)
+        }
         Err(e) => fail(&mut table, "connect", e),
     }
 
     let mut details = Vec::new();
-    for (i, &(sockets, rate, events, p99, lossless)) in spec.fanouts.iter().enumerate() {
+    for (i, &(sockets, rate, events, p99, lossless, over)) in spec.fanouts.iter().enumerate() {
         tokio::time::sleep(SETTLE).await;
         eprintln!("bench: {sockets} sockets @ {rate} events/s, {events} events");
         match scenarios::fanout(ctx, &format!("f{i}"), sockets, rate, events).await {
             Ok(outcome) => {
+                figures.fanout(&outcome, over);
                 if i == 0 {
                     let cpu = outcome.server_cpu_per_frame;
                     table.row(
@@ -359,20 +432,25 @@ async fn suite(ctx: &Ctx, spec: &SuiteSpec) -> (Table, bool) {
         "bench: creates from {} clients for {:?}",
         spec.creates_concurrency, spec.creates_for
     );
-    scenarios::creates(ctx, spec.creates_concurrency, spec.creates_for)
-        .await
-        .write(&mut table, spec.judge);
+    let creates = scenarios::creates(ctx, spec.creates_concurrency, spec.creates_for).await;
+    figures.creates(&creates);
+    creates.write(&mut table, spec.judge);
     match ping {
-        Ok(outcome) => outcome.write(&mut table, spec.judge),
+        Ok(outcome) => {
+            figures.ping(&outcome);
+            outcome.write(&mut table, spec.judge)
+        }
         Err(e) => fail(&mut table, "ping", e),
     }
 
     // Last: its 100 000 bookings queue 200 000 mails, which the drainer writes for a while.
-    tokio::time::sleep(SETTLE).await;
-    let (reservations, sockets, window) = spec.big_delete;
-    match big_delete::big_delete(ctx, reservations, sockets, window).await {
-        Ok(outcome) => outcome.write(&mut table, spec.judge),
-        Err(e) => fail(&mut table, "big delete", e),
+    if spec.big_delete_too {
+        tokio::time::sleep(SETTLE).await;
+        let (reservations, sockets, window) = spec.big_delete;
+        match big_delete::big_delete(ctx, reservations, sockets, window).await {
+            Ok(outcome) => outcome.write(&mut table, spec.judge),
+            Err(e) => fail(&mut table, "big delete", e),
+        }
     }
 
     table.notes.extend(details);
