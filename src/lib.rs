@@ -28,6 +28,7 @@ pub mod client_addr;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod drain_wake;
 pub mod health;
 pub mod login_gate;
 pub mod mail;

@@ -22,9 +22,10 @@
 //! finish and be recorded. Store calls (sled transactions) run on the blocking pool.
 
 use super::{MailError, Mailer};
-use crate::bus::{Bus, Published};
+use crate::bus::Bus;
 use crate::config::Config;
 use crate::domain::{OutboxMail, Timestamp};
+use crate::drain_wake::Doorbell;
 use crate::health::StoreHealth;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -32,7 +33,6 @@ use crate::writer::{DurableWatermark, Writer};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 /// Rows read per scan; a pass scans again until nothing is due.
@@ -49,8 +49,6 @@ pub const SHUTDOWN_SEND_GRACE: Duration = Duration::from_secs(4);
 pub const SENT_RETENTION: u64 = 10_000;
 /// Sends between two prunes of the audit trail (a prune walks up to `SENT_RETENTION` keys).
 const PRUNE_EVERY_SENDS: u64 = 100;
-/// Shortest timer sleep, so a row due "now" that is not returned cannot spin the loop.
-const MIN_WAIT: Duration = Duration::from_millis(10);
 /// Longest the `app_outbox_pending` gauge goes without a recount when nothing was sent.
 const PENDING_RECOUNT: Duration = Duration::from_secs(1);
 
@@ -103,37 +101,20 @@ impl Drainer {
 
 /// Runs the drainer until `shutdown` (spawned by `app::serve`).
 pub async fn run(mut drainer: Drainer, bus: Bus, shutdown: CancellationToken) {
-    // Subscribe before the startup scan, so no ring falls between the two.
-    let mut doorbell = Some(bus.subscribe());
+    let mut doorbell = Doorbell::new(&bus);
     tracing::info!(transport = %drainer.mailer.describe(), "mail drainer started");
     loop {
         let next_due = drainer.drain(&shutdown).await;
         drainer.prune().await;
-        if shutdown.is_cancelled() {
+        if shutdown.is_cancelled()
+            || !doorbell
+                .wait(next_due, drainer.poll_interval, &shutdown)
+                .await
+        {
             break;
-        }
-        let wait = drainer.wait_for(next_due);
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = ring(&mut doorbell) => {}
-            () = tokio::time::sleep(wait) => {}
         }
     }
     tracing::info!("mail drainer stopped");
-}
-
-/// Waits for a bus event, then swallows the ones already queued: a burst is one wake-up.
-async fn ring(doorbell: &mut Option<broadcast::Receiver<Arc<Published>>>) {
-    let Some(events) = doorbell else {
-        return std::future::pending().await;
-    };
-    match events.recv().await {
-        Ok(_) | Err(RecvError::Lagged(_)) => {
-            while matches!(events.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {}
-        }
-        // The bus is gone (shutdown): the timer keeps the drainer going.
-        Err(RecvError::Closed) => *doorbell = None,
-    }
 }
 
 /// How long to wait after the `attempt`-th failed try: `base · 2^(attempt-1)`, capped at
@@ -324,16 +305,6 @@ impl Drainer {
             Ok(dropped) => tracing::debug!(dropped, "pruned the sent-mail audit trail"),
             Err(error) => tracing::warn!(error = %error, "cannot prune the sent-mail audit trail"),
         }
-    }
-
-    /// The timer: the poll interval, or sooner when a retry is due sooner.
-    fn wait_for(&self, next_due: Option<Timestamp>) -> Duration {
-        let Some(at) = next_due else {
-            return self.poll_interval;
-        };
-        let micros = at.as_micros().saturating_sub(Timestamp::now().as_micros());
-        let until = Duration::from_micros(u64::try_from(micros).unwrap_or(0));
-        until.clamp(MIN_WAIT, self.poll_interval.max(MIN_WAIT))
     }
 
     /// Runs a store call on the blocking pool (sled transactions never run on the executor);

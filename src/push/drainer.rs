@@ -20,16 +20,16 @@ use super::crypto;
 use super::endpoint::{self, EndpointError, PublicResolver};
 use super::vapid::VapidKey;
 use super::PushSettings;
-use crate::bus::{Bus, Published};
+use crate::bus::Bus;
 use crate::config::Config;
 use crate::domain::{EventKind, OutboxPush, OutboxStatus, PushSubscription, Timestamp};
+use crate::drain_wake::Doorbell;
 use crate::health::StoreHealth;
 use crate::mail::drainer::retry_delay;
 use crate::store::{Store, StoreError};
 use crate::writer::DurableWatermark;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 /// Pushes in flight at once (to different subscriptions).
@@ -43,8 +43,6 @@ const TTL_SECONDS: u32 = 12 * 3600;
 const JWT_LIFETIME_SECONDS: i64 = 12 * 3600;
 /// How long sends in flight at shutdown may still take.
 const SHUTDOWN_SEND_GRACE: Duration = Duration::from_secs(3);
-/// Shortest timer sleep, so a row due "now" cannot spin the loop.
-const MIN_WAIT: Duration = Duration::from_millis(10);
 
 /// What one send came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,47 +298,22 @@ impl PushDrainer {
             }
         }
     }
-
-    fn wait_for(&self, next_due: Option<Timestamp>) -> Duration {
-        let Some(at) = next_due else {
-            return self.poll_interval;
-        };
-        let micros = at.as_micros().saturating_sub(Timestamp::now().as_micros());
-        Duration::from_micros(u64::try_from(micros).unwrap_or(0))
-            .clamp(MIN_WAIT, self.poll_interval)
-    }
 }
 
 /// Runs the drainer until `shutdown` (spawned by `app::serve`).
 pub async fn run(drainer: PushDrainer, bus: Bus, shutdown: CancellationToken) {
-    // Subscribe before the startup pass, so no ring falls between the two.
-    let mut doorbell = Some(bus.subscribe());
+    let mut doorbell = Doorbell::new(&bus);
     loop {
         let next_due = drainer.drain(&shutdown).await;
-        if shutdown.is_cancelled() {
+        if shutdown.is_cancelled()
+            || !doorbell
+                .wait(next_due, drainer.poll_interval, &shutdown)
+                .await
+        {
             break;
-        }
-        let wait = drainer.wait_for(next_due);
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = ring(&mut doorbell) => {}
-            () = tokio::time::sleep(wait) => {}
         }
     }
     tracing::info!("push drainer stopped");
-}
-
-/// Waits for a bus event, then swallows the ones already queued: a burst is one wake-up.
-async fn ring(doorbell: &mut Option<broadcast::Receiver<Arc<Published>>>) {
-    let Some(events) = doorbell else {
-        return std::future::pending().await;
-    };
-    match events.recv().await {
-        Ok(_) | Err(RecvError::Lagged(_)) => {
-            while matches!(events.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {}
-        }
-        Err(RecvError::Closed) => *doorbell = None,
-    }
 }
 
 #[cfg(test)]
