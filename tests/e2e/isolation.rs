@@ -13,17 +13,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-async fn patch_owner(admin: &Api, business: &str, owner: &str) {
-    let answer = admin
-        .call(
-            "PATCH",
-            &format!("/api/businesses/{business}/"),
-            Some(json!({ "owner_email": owner })),
-        )
-        .await;
-    assert_eq!(answer.status, 200, "{:?}", answer.body);
-}
-
 async fn delete(admin: &Api, business: &str) {
     let answer = admin
         .call("DELETE", &format!("/api/businesses/{business}/"), None)
@@ -84,7 +73,7 @@ async fn invariant_3_a_moved_business_sends_its_old_owner_the_move_then_closes_w
         .await;
     let id = business["id"].as_str().unwrap();
     let (mut ws, _) = business_socket(&server, &old, id, None).await;
-    patch_owner(&admin, id, "new@example.com").await;
+    admin.reassign(id, "new@example.com").await;
     let (events, code) = until_closed(&mut ws).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["type"], "business_updated");
@@ -136,9 +125,9 @@ async fn invariant_3_a_resume_skips_what_happened_while_someone_else_owned_the_b
     // Users have no events, so the ids follow on from the hello's.
     let a_first = seen + 1;
     admin.book(id, "Ann One").await;
-    patch_owner(&admin, id, "b@example.com").await;
+    admin.reassign(id, "b@example.com").await;
     admin.book(id, "Bob Private").await;
-    patch_owner(&admin, id, "a@example.com").await;
+    admin.reassign(id, "a@example.com").await;
     admin.book(id, "Ann Two").await;
 
     // Back with A: the resume replays A's events and both moves, none of B's time.
@@ -241,7 +230,7 @@ async fn invariant_3_a_socket_lagging_past_the_ring_gets_nothing_after_the_move(
     for round in 0..25 {
         futures_util::future::join_all((0..16).map(|i| book(round * 16 + i))).await;
     }
-    patch_owner(&admin, &id, "new@example.com").await;
+    admin.reassign(&id, "new@example.com").await;
     // The business's creation, 400 bookings, the move (users have no events).
     let move_id = 1 + 400 + 1;
     // 20 bookings for the new owner, past the ring of 8.
@@ -474,7 +463,7 @@ async fn run_seed(seed: u64) {
             25..=44 => {
                 let at = rng.random_range(0..live.len());
                 let owner = emails[rng.random_range(0..emails.len())].clone();
-                patch_owner(&admin, &live[at].0, &owner).await;
+                admin.reassign(&live[at].0, &owner).await;
                 live[at].1 = owner;
             }
             // Delete one and open another, so there are always a few.

@@ -7,18 +7,6 @@ use crate::support::{business_of, id_of, token, Api, TestServer, Ws, WsEvent};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-async fn patch_owner(admin: &Api, business: &str, owner: &str) -> Value {
-    let answer = admin
-        .call(
-            "PATCH",
-            &format!("/api/businesses/{business}/"),
-            Some(json!({ "owner_email": owner })),
-        )
-        .await;
-    assert_eq!(answer.status, 200, "{:?}", answer.body);
-    answer.body
-}
-
 /// Opens `/ws/owner/` and returns the socket and its hello.
 async fn owner_socket(
     server: &TestServer,
@@ -111,7 +99,7 @@ async fn a_business_reassigned_live_starts_and_ends_with_its_move_and_the_socket
     let (mut ann_ws, _) = owner_socket(&t.server, &t.ann, None).await;
     let (mut bob_ws, _) = owner_socket(&t.server, &t.bob, None).await;
     // Bob's gamma moves to Ann: both see the move; after it only Ann sees gamma.
-    patch_owner(&t.admin, &t.ids[2], "ann@example.com").await;
+    t.admin.reassign(&t.ids[2], "ann@example.com").await;
     t.admin.book(&t.ids[2], "Dan").await;
     let ann_events = ann_ws.events(2).await;
     assert_eq!(ann_events[0]["type"], "business_updated");
@@ -128,7 +116,7 @@ async fn a_business_reassigned_live_starts_and_ends_with_its_move_and_the_socket
         "nothing of gamma after the move"
     );
     // And Ann's alpha away to Bob: Ann's channel goes on with beta.
-    patch_owner(&t.admin, &t.ids[0], "bob@example.com").await;
+    t.admin.reassign(&t.ids[0], "bob@example.com").await;
     t.admin.book(&t.ids[0], "Eve").await;
     t.admin.book(&t.ids[1], "Fay").await;
     let ann_events = ann_ws.events(2).await;
@@ -152,9 +140,9 @@ async fn invariant_2_resuming_the_owner_channel_replays_moves_in_both_directions
     drop(ws);
     // While Ann is away: alpha moves to Bob, gamma to Ann, and each gets a booking after.
     t.admin.book(&t.ids[1], "Hal").await;
-    patch_owner(&t.admin, &t.ids[0], "bob@example.com").await;
+    t.admin.reassign(&t.ids[0], "bob@example.com").await;
     t.admin.book(&t.ids[0], "Ida").await;
-    patch_owner(&t.admin, &t.ids[2], "ann@example.com").await;
+    t.admin.reassign(&t.ids[2], "ann@example.com").await;
     t.admin.book(&t.ids[2], "Jon").await;
     let (mut ws, _) = owner_socket(&t.server, &t.ann, Some((id_of(&seen), &epoch))).await;
     let replayed = drain(&mut ws).await;

@@ -94,6 +94,20 @@ impl Api {
         Self::answer(request.send().await.expect("request sent")).await
     }
 
+    /// Reassigns `business` to `owner` (PATCH `owner_email`), asserting the 200; returns the
+    /// business as answered.
+    pub async fn reassign(&self, business: &str, owner: &str) -> Value {
+        let answer = self
+            .call(
+                "PATCH",
+                &format!("/api/businesses/{business}/"),
+                Some(serde_json::json!({ "owner_email": owner })),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        answer.body
+    }
+
     /// Sends raw bytes with an explicit content type (for malformed-body tests).
     pub async fn raw(
         &self,
