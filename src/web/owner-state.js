@@ -11,6 +11,10 @@
 // Applying an event twice is harmless: lists are keyed by id, counts move only when an
 // item enters or leaves the list.
 
+/** The sessionStorage key of the business on screen ('' for all); a notification's
+ * `?business=` link (pwa.js) sets it before the owner view mounts. */
+export const OWNER_BUSINESS_KEY = 'app.ownerBusiness';
+
 /** The owner's email as the server compares it (API.md: emails are case-insensitive). */
 const same = (a, b) => String(a ?? '').toLowerCase() === String(b ?? '').toLowerCase();
 

@@ -5,7 +5,7 @@
 // on screen under `app.ownerBusiness` in sessionStorage and starts there, so the link only has
 // to set it; the query is then dropped from the address bar so a reload does not repeat it.
 
-const OWNER_BUSINESS_KEY = 'app.ownerBusiness';
+import { OWNER_BUSINESS_KEY } from './owner-state.js';
 
 /** Applies a `?business=<id>` link; call before the owner view mounts. */
 export function applyDeepLink(loc = window.location) {

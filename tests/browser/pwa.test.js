@@ -126,7 +126,7 @@ describe('installable app: service worker, manifest, notifications, offline page
       const { items } = await server.api('GET', '/api/activity/', { token });
       const frame = items.find((e) => e.type === 'reservation_created' && e.payload.reservation.customer_name === 'Nina Notified');
       assert.ok(frame, 'the booking event is in the activity log');
-      const push = () => cdp.send('ServiceWorker.deliverPushMessage', { origin: server.url, registrationId: registration, data: JSON.stringify(frame) });
+      const push = (data = frame) => cdp.send('ServiceWorker.deliverPushMessage', { origin: server.url, registrationId: registration, data: JSON.stringify(data) });
 
       // The dashboard window is focused (Playwright emulates focus): the page shows it live.
       await push();
@@ -150,13 +150,14 @@ describe('installable app: service worker, manifest, notifications, offline page
       assert.equal(shown.data.eventId, frame.id);
 
       // A burst for one business becomes one notification that counts them.
-      await push();
+      // The server's own coalescing: one push standing for 2 events (README "Web Push").
+      await push({ ...frame, coalesced: 2 });
       const [coalesced, ...rest] = await until(async () => {
         const list = await notifications(page);
-        return list[0]?.data.count === 2 ? list : null;
+        return list[0]?.data.count === 3 ? list : null;
       }, { message: 'the second push coalesced into the first notification' });
       assert.equal(rest.length, 0);
-      assert.match(coalesced.body, /\+1 more update/);
+      assert.match(coalesced.body, /\+2 more updates/);
 
       // The click: the worker's notificationclick handler runs openTarget(data.url).
       const [worker] = page.context().serviceWorkers();

@@ -10,11 +10,10 @@
 
 import { h, keyedList, setText, replace, formatDateTime, toast } from '../dom.js';
 import { LiveState, watch } from '../state.js';
-import { initialOwnerState, reduceOwner, applyOwnerSnapshot, ownerView, byStart } from '../owner-state.js';
+import { initialOwnerState, reduceOwner, applyOwnerSnapshot, ownerView, byStart, OWNER_BUSINESS_KEY } from '../owner-state.js';
 import { confirmDialog } from './forms.js';
 import { renderFeed } from './feed.js';
 
-const SELECTED_KEY = 'app.ownerBusiness';
 /** One page of upcoming appointments per business (API.md: `limit` up to 500). */
 const PAGE = 100;
 /** Appointments whose start passes leave the upcoming list within this long. */
@@ -48,7 +47,7 @@ export function mountOwner(main, shell, ctx) {
     user: ctx.user,
     getToken: ctx.getToken,
     channel: '/ws/owner/',
-    initial: initialOwnerState(sessionStorage.getItem(SELECTED_KEY) || ''),
+    initial: initialOwnerState(sessionStorage.getItem(OWNER_BUSINESS_KEY) || ''),
     reduce: (s, ev) => reduceOwner(s, ev),
     snapshot: applyOwnerSnapshot,
     load: async (state) => {
@@ -79,7 +78,7 @@ export function mountOwner(main, shell, ctx) {
   // --- the switcher: all businesses, or one -------------------------------------------------
   const switcher = h('nav', { class: 'biz-switcher', id: 'business-switcher', 'aria-label': 'Your businesses' });
   const choose = (id) => {
-    sessionStorage.setItem(SELECTED_KEY, id);
+    sessionStorage.setItem(OWNER_BUSINESS_KEY, id);
     live.store.set({ filterId: id });
   };
   function tab(id) {
