@@ -226,23 +226,25 @@ fn upgrade(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<String> 
 }
 
 /// One socket: greet it, then forward every event and answer pings until either side ends.
-async fn session<S>(ws: WebSocketStream<S>, mut events: broadcast::Receiver<Utf8Bytes>)
+///
+/// The socket is not `split()`: the `select!` below only reads, and the arms write after it
+/// has dropped its futures, so one owner suffices and no `BiLock` is taken on every poll.
+async fn session<S>(mut ws: WebSocketStream<S>, mut events: broadcast::Receiver<Utf8Bytes>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let (mut tx, mut rx) = ws.split();
     let hello = format!(
         r#"{{"payload":{{"channel":"dashboard","epoch":"baseline","last_event_id":0}},"timestamp":"{}","type":"connection_established"}}"#,
         now()
     );
-    if tx.send(Message::text(hello)).await.is_err() {
+    if ws.send(Message::text(hello)).await.is_err() {
         return;
     }
     loop {
         tokio::select! {
             event = events.recv() => match event {
                 Ok(frame) => {
-                    if tx.send(Message::Text(frame)).await.is_err() {
+                    if ws.send(Message::Text(frame)).await.is_err() {
                         return;
                     }
                 }
@@ -250,13 +252,13 @@ where
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            incoming = rx.next() => match incoming {
+            incoming = ws.next() => match incoming {
                 Some(Ok(Message::Text(text))) if text.contains(r#""ping""#) => {
                     let pong = format!(
                         r#"{{"payload":{{}},"timestamp":"{}","type":"pong"}}"#,
                         now()
                     );
-                    if tx.send(Message::text(pong)).await.is_err() {
+                    if ws.send(Message::text(pong)).await.is_err() {
                         return;
                     }
                 }
