@@ -101,13 +101,38 @@ stop_server() {
     fi
     data=
 }
-trap 'stop_server; rm -rf "$scratch"' EXIT
+# The app's welcome mails go over SMTP to a sink, as in a deployment; without --smtp-url it
+# would write one .eml file per create, whose inode allocation measured the disk's recent
+# history more than the server (docs/bench.md, "Durable creates").
+sink_pid=
+stop_sink() {
+    if [[ -n $sink_pid ]]; then
+        kill -TERM "$sink_pid" 2>/dev/null || true
+        wait "$sink_pid" 2>/dev/null || true
+    fi
+    sink_pid=
+}
+trap 'stop_server; stop_sink; rm -rf "$scratch"' EXIT
+"$bench" smtp-sink >"$scratch/smtp-sink.out" 2>&1 &
+sink_pid=$!
+smtp_url=
+for _ in $(seq 100); do
+    smtp_url=$(sed -n 's/^smtp sink listening on \(smtp:\/\/[^ ]*\).*/\1/p' "$scratch/smtp-sink.out")
+    [[ -n $smtp_url ]] && break
+    sleep 0.1
+done
+if [[ -z $smtp_url ]]; then
+    echo "bench.sh: the SMTP sink did not start:" >&2
+    cat "$scratch/smtp-sink.out" >&2
+    exit 1
+fi
 
 # Starts `app serve` (app) or the baseline on a free port; sets pid, data and url.
 start_server() {
     data=$(mktemp -d -p "$scratch")
     if [[ $1 == app ]]; then
-        "$app" serve --addr 127.0.0.1:0 --data "$data" >"$data/serve.out" 2>"$data/serve.err" &
+        "$app" serve --addr 127.0.0.1:0 --data "$data" --smtp-url "$smtp_url" \
+            >"$data/serve.out" 2>"$data/serve.err" &
     else
         "$baseline" --addr 127.0.0.1:0 >"$data/serve.out" 2>"$data/serve.err" &
     fi
@@ -155,6 +180,8 @@ for i in $(seq "$runs"); do
     done
 done
 
+stop_sink
+cp "$scratch/smtp-sink.out" "$results/smtp-sink.txt"
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); results in $results"
 "$bench" compare "$results" "${compare_args[@]}" | tee "$results/table.md"
 exit $status

@@ -33,9 +33,37 @@ pub struct CreatesReport {
     pub elapsed: Duration,
 }
 
+/// [`paced_creates`] on a thread and single-threaded runtime of its own, so the requests are
+/// sent and their answers read at once, not after the 1 000 sockets' frames that the same
+/// answer's event makes ready in the shared runtime (which measured the client's own backlog
+/// as POST latency: 6.9 ms p50 against the plain baseline, whose answer is not durable).
+///
+/// # Errors
+/// When the thread or its runtime cannot start.
+pub async fn paced_creates_on_own_thread(
+    server: SocketAddr,
+    token: Arc<str>,
+    prefix: Arc<str>,
+    events: u64,
+    schedule: Arc<Schedule>,
+) -> anyhow::Result<CreatesReport> {
+    let (done, report) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("paced-posts".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let _ = done.send(runtime.map(|runtime| {
+                runtime.block_on(paced_creates(server, token, prefix, events, schedule))
+            }));
+        })?;
+    Ok(report.await??)
+}
+
 /// Creates `events` businesses named `<prefix><seq>`, one every `schedule.interval`, starting
 /// now; returns when every request has been answered.
-pub async fn paced_creates(
+async fn paced_creates(
     server: SocketAddr,
     token: Arc<str>,
     prefix: Arc<str>,

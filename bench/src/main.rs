@@ -9,7 +9,8 @@
 //! standard suite (`app-bench suite`) is what `scripts/bench.sh` runs and `docs/bench.md`
 //! shows; `--smoke` is the same suite at a size CI can afford, with no target judged.
 //! [`compare`] turns several suite runs against `app serve` and the plain baseline, plus the
-//! floor, into issue 16's table of ratios.
+//! floor, into issue 16's table of ratios. [`smtp_sink`] takes the server's mails during a
+//! run, as a deployment's SMTP relay would.
 
 mod big_delete;
 mod compare;
@@ -18,6 +19,7 @@ mod load;
 mod procfs;
 mod report;
 mod scenarios;
+mod smtp_sink;
 mod sockets;
 mod ws;
 
@@ -96,6 +98,13 @@ pub enum BenchCommand {
         dir: std::path::PathBuf,
         #[arg(long, default_value_t = 200)]
         samples: u32,
+    },
+    /// An SMTP server on loopback that takes every mail and keeps none (start `app serve`
+    /// with `--smtp-url` pointing at it); prints the mails taken when stopped. Needs no
+    /// server.
+    SmtpSink {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
     },
     /// Hold N idle dashboard sockets: connect time, failures, server RSS per idle socket.
     Connect {
@@ -234,6 +243,18 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             };
         }
+        BenchCommand::SmtpSink { addr } => {
+            let addr = *addr;
+            let outcome = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(smtp_sink::serve(addr)));
+            return match outcome {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            };
+        }
         _ => {}
     }
     let outcome = tokio::runtime::Builder::new_multi_thread()
@@ -294,8 +315,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             outcome
         }
-        BenchCommand::Compare { .. } | BenchCommand::Fsync { .. } => {
-            bail!("compare and fsync are answered without a server")
+        BenchCommand::Compare { .. }
+        | BenchCommand::Fsync { .. }
+        | BenchCommand::SmtpSink { .. } => {
+            bail!("compare, fsync and smtp-sink run without a server")
         }
         BenchCommand::Connect { sockets, hold_secs } => {
             let mut table = Table::new(format!("app-bench connect --sockets {sockets}"));

@@ -273,9 +273,9 @@ fn commit_batch(
     // (DESIGN invariant 1).
     let not_durable = match flush() {
         Ok(()) => {
+            // Readers cap at this id, so a caller reads its own change once answered.
             if let Some(id) = newest_event {
                 durable.store(id, Ordering::Release);
-                watermark.send_replace(id);
             }
             None
         }
@@ -300,6 +300,11 @@ fn commit_batch(
         };
         // The caller may have gone away (client disconnected); the change stands anyway.
         let _ = reply.send(result);
+    }
+    // Published after the answers, so the callers' tasks are queued on the runtime before
+    // the publisher's, which wakes every socket: a 201 then waits behind no fan-out.
+    if let (Some(id), None) = (newest_event, &not_durable) {
+        watermark.send_replace(id);
     }
 }
 
