@@ -84,9 +84,6 @@ pub enum Applied {
     User(User),
     Business(Business),
     Deleted(Business),
-    /// A delete under way: the business as it was, now refusing changes while its future
-    /// bookings are cancelled. The writer answers the caller with `Deleted` once it is over.
-    Closing(Business),
     Reservation(Reservation),
     /// The stored read position after a receipt (never moves backwards).
     ReadUpTo(u64),
