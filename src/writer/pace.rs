@@ -101,7 +101,8 @@ impl Pace {
         let Some(runtime) = &self.runtime else {
             return Idle::Tick;
         };
-        match runtime.block_on(tokio::time::timeout(TICK, queue.recv())) {
+        // The timer is made inside the runtime: built outside it, it finds no clock.
+        match runtime.block_on(async { tokio::time::timeout(TICK, queue.recv()).await }) {
             Ok(Some(request)) => Idle::Request(request),
             Ok(None) => Idle::Closed,
             Err(_) => Idle::Tick,
@@ -177,6 +178,22 @@ mod tests {
         let (mut full, start) = (None, Instant::now());
         assert!(!gate(16, 3, &mut full, start));
         assert!(gate(16, 0, &mut full, start));
+    }
+
+    #[test]
+    fn a_paced_writer_waits_on_its_queue_for_a_tick_and_takes_a_request_at_once() {
+        let mut pace = Pace::new(SharedProbe::default());
+        let (sender, mut queue) = mpsc::channel(4);
+        let started = Instant::now();
+        assert!(matches!(pace.idle(&mut queue), Idle::Tick));
+        assert!(started.elapsed() >= TICK);
+        sender.blocking_send(Request::Stop).unwrap();
+        assert!(matches!(
+            pace.idle(&mut queue),
+            Idle::Request(Request::Stop)
+        ));
+        drop(sender);
+        assert!(matches!(pace.idle(&mut queue), Idle::Closed));
     }
 
     #[test]
