@@ -213,6 +213,9 @@ pub async fn big_delete(
 
     eprintln!("bench: deleting the business");
     plan.go.cancel();
+    // A fresh connection: the first one idled through the booking, and the server may have
+    // closed it meanwhile.
+    let mut conn = HttpConn::new(ctx.server);
     let sent = Instant::now();
     let _ = sent_at.set(sent);
     let deleted = conn

@@ -436,3 +436,69 @@ async fn a_kill_during_a_big_delete_is_finished_by_the_restart_with_nothing_twic
         .await;
     assert_eq!(again.status, 404);
 }
+
+/// Runs `app ARGS` to its end, off the runtime; whether it succeeded, and its stderr.
+async fn run_app(args: &[&str]) -> (bool, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(TestServer::binary())
+            .args(&args)
+            .env_remove("APP_DATA_DIR")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run app");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("app ran")
+}
+
+#[tokio::test]
+async fn a_backup_taken_mid_delete_restores_a_server_that_finishes_it() {
+    const SOME: usize = 600;
+    let mut args = vec!["--reminder-hours", "0"];
+    args.extend(NO_BOOKING_LIMITS);
+    let mut server = TestServer::start_with(&args, &[]).await;
+    let admin = server.admin().await;
+    let business = admin
+        .create_business("Mid", "mid", "owner@salons.test")
+        .await;
+    let id = business["id"].as_str().expect("id").to_string();
+    book_many(&server.api(), &id, SOME).await;
+    let mut ws = Ws::channel(&server.ws_base(), "/ws/dashboard/", &token(&admin), None).await;
+    assert_eq!(ws.frame().await["type"], "connection_established");
+    // As above: a dashboard that reads nothing keeps the delete going when the kill comes.
+    let _stuck = Ws::connect_with_receive_buffer(
+        &server.ws_base(),
+        &format!("/ws/dashboard/?token={}", token(&admin)),
+        4096,
+    )
+    .await;
+    let path = format!("/api/businesses/{id}/");
+    assert_eq!(admin.call("DELETE", &path, None).await.status, 204);
+    assert_eq!(ws.event().await["type"], "reservation_cancelled");
+    server.kill9();
+
+    let files = tempfile::tempdir().expect("temp dir");
+    let file = files.path().join("mid.backup");
+    let file = file.to_str().expect("utf-8 path");
+    let data = server.data_dir().to_str().expect("utf-8 path").to_string();
+    let (ok, err) = run_app(&["backup", file, "--data", &data]).await;
+    assert!(ok, "backup: {err}");
+    let target = tempfile::tempdir().expect("temp dir");
+    let target_path = target.path().to_str().expect("utf-8 path").to_string();
+    let (ok, err) = run_app(&["restore", file, "--data", &target_path]).await;
+    assert!(ok, "restore: {err}");
+
+    // The restored server has the delete under way, not the business back: it finishes it.
+    let restored = TestServer::start_on(target, &args, &[]).await;
+    let admin = restored.admin().await;
+    assert_eq!(admin.get(&path).await.status, 404);
+    crate::rest_support::event_about(&admin, "business_deleted", &id).await;
+    let deletes = crate::rest_support::activity(&admin, "?type=business_deleted").await;
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+}

@@ -34,6 +34,7 @@ use crate::domain::{
     OutboxMail, Reservation, ReservationStatus, Timestamp, User,
 };
 pub use closing::CloseStep;
+pub(crate) use closing::Closing;
 pub use sessions::{AccessChange, SessionApplied, SessionMutation, UserRef};
 use tx::TxResult;
 use uuid::Uuid;
