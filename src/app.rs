@@ -143,6 +143,7 @@ impl Application {
         let push_watermark = watermark.clone();
         let (bus, publisher) =
             Bus::start(&store, watermark, config.bus_capacity, shutdown.clone())?;
+        writer.pace_closes(config.bus_capacity, bus.backlog_probe());
         tracker.spawn(count_events(bus.clone(), metrics.clone(), shutdown.clone()));
         let drainer = Drainer::new(
             (store.clone(), writer.clone(), health.clone()),

@@ -112,6 +112,14 @@ impl Bus {
         self.published.load(Ordering::Acquire)
     }
 
+    /// How many published events some subscriber has not taken yet (at most the ring's
+    /// capacity), for the writer's pacing of a big delete (`writer::pace`). Holds the sender
+    /// weakly: it keeps no channel open at shutdown.
+    pub fn backlog_probe(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let events = self.events.downgrade();
+        move || events.upgrade().map_or(0, |events| events.len())
+    }
+
     /// Sends `notice` to the user's open sockets (best effort: nobody listening is fine).
     pub fn notify_user(&self, notice: UserNotice) {
         let _ = self.notices.send(Arc::new(notice));

@@ -3,42 +3,58 @@
 //! interval, whichever comes first. The bus is only a doorbell: which event rang does not
 //! matter, the pass reads the store.
 
-use crate::bus::{Bus, Published};
+use crate::bus::Bus;
 use crate::domain::Timestamp;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 /// Shortest timer sleep, so a row due "now" that a pass does not return cannot spin the loop.
 pub const MIN_WAIT: Duration = Duration::from_millis(10);
 
 /// The bus, heard as a doorbell.
+///
+/// It holds a receiver only while it waits: a receiver kept through a pass (which may send
+/// thousands of mails) would pin the bus's ring as unread, and the writer paces the
+/// cancellations of a deleted business by how much of the ring is unread (`writer::pace`).
 pub struct Doorbell {
-    events: Option<broadcast::Receiver<Arc<Published>>>,
+    /// `None` once the bus has closed (shutdown).
+    bus: Option<Bus>,
+    /// The newest published id when the last ring ended: anything published after it rings.
+    heard: u64,
 }
 
 impl Doorbell {
-    /// Subscribes now: call it before the startup pass, so no ring falls between the two.
+    /// Starts listening now: call it before the startup pass, so no ring falls between the
+    /// two.
     pub fn new(bus: &Bus) -> Self {
         Self {
-            events: Some(bus.subscribe()),
+            bus: Some(bus.clone()),
+            heard: bus.published_id(),
         }
     }
 
-    /// Waits for a bus event, then swallows the ones already queued: a burst is one wake-up.
-    /// Once the bus is gone (shutdown) it never rings again and the timer keeps the drainer
-    /// going.
+    /// Waits for an event published since the last ring, then takes the whole burst as one
+    /// wake-up. Once the bus is gone (shutdown) it never rings again and the timer keeps the
+    /// drainer going.
     pub async fn ring(&mut self) {
-        let Some(events) = &mut self.events else {
+        let Some(bus) = &self.bus else {
             return std::future::pending().await;
         };
-        match events.recv().await {
-            Ok(_) | Err(RecvError::Lagged(_)) => {
-                while matches!(events.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {}
+        // Subscribe before reading the published id: an event sent after this reaches the
+        // receiver, and one sent before raised the id first (`bus::publish`).
+        let mut events = bus.subscribe();
+        let published = bus.published_id();
+        if published <= self.heard {
+            match events.recv().await {
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => {
+                    self.bus = None;
+                    return;
+                }
             }
-            Err(RecvError::Closed) => self.events = None,
         }
+        self.heard = bus.published_id();
     }
 
     /// Sleeps until the bus rings, `next_due` comes ([`wait_for`]) or `shutdown`; returns

@@ -6,6 +6,7 @@
 //! holds by construction (DESIGN invariant 2). After each flush it raises the durable
 //! watermark, which the bus waits for before publishing (invariant 1).
 
+mod pace;
 mod thread;
 
 use crate::domain::{
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 mod sessions;
 
+pub use pace::STALL as CLOSE_STALL;
 pub use sessions::sweep_sessions;
 pub use thread::{CLOSE_CHUNK, PURGE_CHUNK};
 
@@ -48,6 +50,7 @@ type Job = Box<dyn FnOnce(&Store) + Send>;
 pub struct Writer {
     queue: mpsc::Sender<Request>,
     durable: Arc<AtomicU64>,
+    probe: pace::SharedProbe,
 }
 
 /// The durable watermark as the bus and readers see it: the newest event id on disk.
@@ -83,8 +86,9 @@ impl Writer {
         let newest = store.next_event_id()? - 1;
         let durable = Arc::new(AtomicU64::new(newest));
         let (watch_tx, watch_rx) = watch::channel(newest);
+        let probe = pace::SharedProbe::default();
         let thread = {
-            let durable = durable.clone();
+            let (durable, probe) = (durable.clone(), probe.clone());
             std::thread::Builder::new()
                 .name("writer".into())
                 .spawn(move || {
@@ -95,6 +99,7 @@ impl Writer {
                         durable,
                         watermark: watch_tx,
                         health,
+                        probe,
                     })
                 })
                 .map_err(|e| StoreError::Unavailable(sled::Error::Io(e)))?
@@ -103,7 +108,33 @@ impl Writer {
             rx: watch_rx,
             now: durable.clone(),
         };
-        Ok((Self { queue, durable }, watermark, thread))
+        Ok((
+            Self {
+                queue,
+                durable,
+                probe,
+            },
+            watermark,
+            thread,
+        ))
+    }
+
+    /// Paces the cancellations of a business being deleted by the bus (`writer::pace`):
+    /// `backlog` says how many published events some subscriber has not taken yet, out of a
+    /// ring of `capacity`. Set once, after the bus starts (which needs the writer's
+    /// watermark); until then, and in commands without a bus, nothing is paced.
+    pub fn pace_closes(
+        &self,
+        capacity: usize,
+        backlog: impl Fn() -> usize + Send + Sync + 'static,
+    ) {
+        let probe = pace::Probe {
+            capacity,
+            backlog: Box::new(backlog),
+        };
+        if self.probe.set(probe).is_err() {
+            tracing::warn!("the writer's pacing was set twice; the first stays");
+        }
     }
 
     /// The newest event id on disk. A read capped here shows a caller its own acknowledged
@@ -180,10 +211,11 @@ impl Writer {
         }
     }
 
-    /// Deletes a business and its reservations; returns the business as it was, once its
-    /// future bookings are cancelled and the `business_deleted` event is durable (the
-    /// cancellations run in chunks between other batches, so this may take seconds for a
-    /// business with many bookings; `store::mutations::closing`).
+    /// Deletes a business and its reservations; returns the business as it was, once the
+    /// delete is filed durably: from then on the business is gone to every read and change.
+    /// Its future bookings are then cancelled in the background, in chunks between other
+    /// batches and as fast as the bus's subscribers take the events, and the
+    /// `business_deleted` event follows them (`store::mutations::closing`).
     ///
     /// # Errors
     /// `NotFound`; otherwise as [`Writer::submit`].

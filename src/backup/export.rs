@@ -11,7 +11,7 @@ use super::format::{BackupWriter, FormatError, Header, Record, FORMAT_NAME, FORM
 use super::BackupError;
 use crate::domain::Timestamp;
 use crate::store::codec;
-use crate::store::mutations::BusinessRecord;
+use crate::store::mutations::{BusinessRecord, Closing};
 use crate::store::{Store, SCHEMA_VERSION};
 use base64::Engine;
 use std::io::Write;
@@ -74,6 +74,14 @@ pub fn export<W: Write>(store: &Store, data: &Path, out: W) -> Result<(W, Header
         writer.record(&Record::Business {
             seq: record.seq,
             business: record.business,
+        })?;
+    }
+    for entry in trees.closings.iter() {
+        let (key, value) = entry?;
+        let closing: Closing = decode("closings", &value)?;
+        writer.record(&Record::Closing {
+            business_id: uuid("closings", &key)?,
+            since: closing.since,
         })?;
     }
     for entry in trees.reservations.iter() {

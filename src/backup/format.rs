@@ -23,9 +23,9 @@ use uuid::Uuid;
 /// The `format` field of every header.
 pub const FORMAT_NAME: &str = "app-backup";
 /// The layout this build writes. It reads every version from 1 up to this one: version 2
-/// added the `push_subscription` and `push_outbox` records, and a version 1 file is a
-/// version 2 file without them.
-pub const FORMAT_VERSION: u32 = 2;
+/// added the `push_subscription` and `push_outbox` records, version 3 the `closing` record;
+/// an older file is a newer one without them.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Why a backup file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +125,12 @@ pub enum Record {
     /// The push waiting for a subscription (version 2).
     PushOutbox {
         push: OutboxPush,
+    },
+    /// A business whose deletion was under way (version 3): the restored server finishes it,
+    /// cancelling each of its bookings still confirmed and starting after `since`.
+    Closing {
+        business_id: Uuid,
+        since: Timestamp,
     },
 }
 
@@ -343,10 +349,11 @@ mod tests {
     fn another_version_or_format_is_refused() {
         let text = String::from_utf8(sample()).unwrap();
         let current = format!("\"version\":{FORMAT_VERSION}");
-        let newer = text.replacen(&current, "\"version\":3", 1);
+        let next = FORMAT_VERSION + 1;
+        let newer = text.replacen(&current, &format!("\"version\":{next}"), 1);
         assert!(matches!(
             read_all(newer.as_bytes()),
-            Err(FormatError::UnsupportedVersion(3))
+            Err(FormatError::UnsupportedVersion(v)) if v == next
         ));
         // Version 1 (before push records) is still read; the checksum covers the header.
         let older = text.replacen(&current, "\"version\":1", 1);

@@ -8,7 +8,7 @@ use crate::domain::{MailKind, OutboxMail, OutboxStatus};
 use crate::store::codec;
 use crate::store::keys::{due_key, email_u64_key, u64_key, uuid_u64_key};
 use crate::store::meta_keys;
-use crate::store::mutations::BusinessRecord;
+use crate::store::mutations::{BusinessRecord, Closing};
 use crate::store::Store;
 use base64::Engine;
 use std::collections::HashMap;
@@ -116,6 +116,13 @@ impl Importer {
                     .insert(subscription.endpoint.as_bytes(), subscription.id.as_bytes())?;
                 t.push_subscriptions
                     .insert(subscription.id.as_bytes(), codec::encode(&subscription))?;
+            }
+            // Resumed from its start: what the source already cancelled is cancelled, and a
+            // cancelled booking is not cancelled again.
+            Record::Closing { business_id, since } => {
+                let closing = Closing { since, after: None };
+                t.closings
+                    .insert(business_id.as_bytes(), codec::encode(&closing))?;
             }
             Record::PushOutbox { push } => {
                 t.push_outbox

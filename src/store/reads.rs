@@ -118,7 +118,12 @@ impl Store {
         Ok(self.business_record(id)?.map(|record| record.business))
     }
 
+    /// A business whose deletion is under way (`closings`) is not found: its delete was
+    /// answered, the rest of it is the writer's background work.
     fn business_record(&self, id: Uuid) -> Result<Option<BusinessRecord>, StoreError> {
+        if self.trees.closings.contains_key(id.as_bytes())? {
+            return Ok(None);
+        }
         match self.trees.businesses.get(id.as_bytes())? {
             Some(bytes) => decode("businesses", &bytes).map(Some),
             None => Ok(None),
@@ -170,13 +175,19 @@ impl Store {
     ) -> Result<Page<Business>, StoreError> {
         let before = cursor.map_or(u64::MAX, |c| c.0);
         let (entries, count): (Entries<'_>, u64) = match owner {
+            // Businesses being deleted are counted until their last step; they are few.
             None => (
                 Box::new(self.trees.business_order.range(..u64_key(before)).rev()),
-                self.business_count()?,
+                self.business_count()?
+                    .saturating_sub(self.trees.closings.len() as u64),
             ),
             Some(email) => {
                 let prefix = email_prefix(email);
-                let count = self.trees.owner_index.scan_prefix(&prefix).count() as u64;
+                let mut count = 0u64;
+                for entry in self.trees.owner_index.scan_prefix(&prefix) {
+                    let (_, id) = entry?;
+                    count += u64::from(!self.trees.closings.contains_key(&id)?);
+                }
                 (
                     Box::new(
                         self.trees

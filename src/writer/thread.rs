@@ -2,22 +2,21 @@
 //! and one flush ([`commit_batch`]), runs exclusive jobs between batches, and does two kinds
 //! of background work in small chunks when nothing else waits (or one chunk between two
 //! batches, so a steady load does not starve it): cancelling the future bookings of a
-//! business being deleted (then deleting it and answering the callers of the delete, parked
-//! until then), and purging the reservations of deleted businesses.
+//! business being deleted (then deleting it), as fast as the bus's subscribers take the
+//! events (`pace`), and purging the reservations of deleted businesses.
 //!
 //! A storage failure (a refused flush or transaction) puts the server in the degraded state
 //! (`crate::health`); from then on every batch is refused before it is applied, so nothing
 //! can be half-done in memory while the disk is full, and no purge runs.
 
+use super::pace::{Idle, Pace, SharedProbe};
 use super::{Job, Request};
 use crate::health::StoreHealth;
 use crate::store::{Applied, MailStamp, Mutation, Store, StoreError};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot, watch};
-use uuid::Uuid;
 
 /// Most reservations of a deleted business removed in one transaction: small enough that a
 /// request queued behind a chunk waits milliseconds (API.md: no request waits more than 1 s
@@ -28,9 +27,6 @@ pub const PURGE_CHUNK: usize = 1_000;
 /// event and a mail row besides the reservation, so fewer than a purge chunk.
 pub const CLOSE_CHUNK: usize = 250;
 
-/// The callers of a delete under way, answered when the business is deleted.
-type Parked = HashMap<Uuid, Vec<Reply>>;
-
 /// Where the thread's requests come from and where it reports.
 pub(super) struct Context {
     pub store: Store,
@@ -39,6 +35,7 @@ pub(super) struct Context {
     pub durable: Arc<AtomicU64>,
     pub watermark: watch::Sender<u64>,
     pub health: Arc<StoreHealth>,
+    pub probe: SharedProbe,
 }
 
 pub(super) fn run(context: Context) {
@@ -49,6 +46,7 @@ pub(super) fn run(context: Context) {
         durable,
         watermark,
         health,
+        probe,
     } = context;
     // Reused batch after batch: a fresh pair of large vectors per batch made glibc consolidate
     // its free lists on every allocation (~5 % of this thread in a profile of creates).
@@ -59,7 +57,7 @@ pub(super) fn run(context: Context) {
     // A purge or a delete left over by the last run (stopped or crashed mid-way) resumes now.
     let mut purging = store.purge_pending().unwrap_or(true);
     let mut closing = store.close_pending().unwrap_or(true);
-    let mut parked = Parked::new();
+    let mut pace = Pace::new(probe);
     let closer = Closer {
         store: &store,
         stamp: &stamp,
@@ -72,12 +70,20 @@ pub(super) fn run(context: Context) {
             match queue.try_recv() {
                 Ok(request) => request,
                 Err(TryRecvError::Empty) => {
-                    if closing {
-                        (closing, purging) = closer.step(&mut parked, purging);
-                    } else {
-                        purging = purge_step(&store, &health);
+                    if closing && pace.ready() {
+                        (closing, purging) = closer.step(purging);
+                        continue;
                     }
-                    continue;
+                    if purging {
+                        purging = purge_step(&store, &health);
+                        continue;
+                    }
+                    // A delete waits for the sockets to take its last chunk.
+                    match pace.idle(&mut queue) {
+                        Idle::Request(request) => request,
+                        Idle::Tick => continue,
+                        Idle::Closed => break,
+                    }
                 }
                 Err(TryRecvError::Disconnected) => break,
             }
@@ -119,7 +125,6 @@ pub(super) fn run(context: Context) {
                     &stamp,
                     &mut mutations,
                     &mut replies,
-                    &mut parked,
                     &durable,
                     &watermark,
                     &health,
@@ -130,14 +135,16 @@ pub(super) fn run(context: Context) {
         if let Some(job) = exclusive.take() {
             job(&store);
         }
-        if closing && !stopping && !health.is_degraded() {
-            (closing, purging) = closer.step(&mut parked, purging);
-        } else if purging && !stopping && !health.is_degraded() {
+        if stopping || health.is_degraded() {
+            continue;
+        }
+        if closing && pace.ready() {
+            (closing, purging) = closer.step(purging);
+        } else if purging {
             purging = purge_step(&store, &health);
         }
     }
-    // Deletes under way go on at the next start; their callers hear "closed" now.
-    drop(parked);
+    // Deletes under way go on at the next start (their callers were answered).
     // Refuse whatever arrives from now on: dropping the receiver fails those senders.
     queue.close();
     while let Ok(request) = queue.try_recv() {
@@ -177,54 +184,39 @@ struct Closer<'a> {
 
 impl Closer<'_> {
     /// One step of the oldest delete under way (`Store::close_step`), made durable and
-    /// published like a batch; the callers of a finished delete are answered. Returns whether
-    /// a delete remains, and whether a purge is pending (a finished delete starts one).
-    fn step(&self, parked: &mut Parked, purging: bool) -> (bool, bool) {
+    /// published like a batch. Returns whether a delete remains, and whether a purge is
+    /// pending (a finished delete starts one).
+    fn step(&self, purging: bool) -> (bool, bool) {
         let step = match self.store.close_step(CLOSE_CHUNK, self.stamp) {
             Ok(Some(step)) => step,
             Ok(None) => return (false, purging),
             Err(error) => {
-                self.give_up(parked, &error);
+                self.give_up(&error);
                 return (false, purging);
             }
         };
         if let Err(error) = self.store.flush() {
-            self.give_up(parked, &error);
+            self.give_up(&error);
             return (false, purging);
         }
         if let Some(id) = step.newest_event {
             self.durable.store(id, Ordering::Release);
             self.watermark.send_replace(id);
         }
-        if let Some(business) = step.deleted {
-            for reply in parked.remove(&step.business_id).unwrap_or_default() {
-                let _ = reply.send(Ok(Applied::Deleted(business.clone())));
-            }
-        } else if step.newest_event.is_none() && step.cancelled == 0 {
-            // A dropped damaged entry: nobody waits on it any more.
-            for reply in parked.remove(&step.business_id).unwrap_or_default() {
-                let _ = reply.send(Err(StoreError::NotFound("business")));
-            }
+        if step.deleted.is_some() {
+            tracing::info!(business_id = %step.business_id, "a deleted business is closed");
         }
         let more = self.store.close_pending().unwrap_or(false);
         (more, true)
     }
 
-    /// A step failed: the server degrades on a storage failure (the delete resumes at the
-    /// next start), and every parked caller hears it rather than waiting forever.
-    fn give_up(&self, parked: &mut Parked, error: &StoreError) {
+    /// A step failed: the server degrades on a storage failure; either way the delete
+    /// resumes at the next start, after the last step that was made durable.
+    fn give_up(&self, error: &StoreError) {
         if error.is_storage_failure() {
             self.health.failed("a step of a business delete", error);
         } else {
             tracing::error!(%error, "cannot go on deleting a business; retried at next start");
-        }
-        for (_, replies) in parked.drain() {
-            for reply in replies {
-                let _ = reply.send(Err(match error {
-                    StoreError::Flush(cause) => StoreError::Flush(cause.clone()),
-                    other => StoreError::NotWritable(other.to_string()),
-                }));
-            }
         }
     }
 }
@@ -240,8 +232,7 @@ fn refuse(mutations: &mut Vec<Mutation>, replies: &mut Vec<Reply>, reason: &str)
 type Reply = oneshot::Sender<Result<Applied, StoreError>>;
 
 /// Applies a batch (`mutations[i]` answered on `replies[i]`), flushes once with `flush`,
-/// raises the watermark, then answers every caller, except that the caller of a delete that
-/// has begun waits in `parked` for its end. Leaves both vectors empty.
+/// raises the watermark, then answers every caller. Leaves both vectors empty.
 ///
 /// `flush` is `Store::flush` outside tests, which stand in a failing disk with it.
 #[allow(clippy::too_many_arguments)] // the thread's state, passed apart so tests build it
@@ -250,7 +241,6 @@ fn commit_batch(
     stamp: &MailStamp,
     mutations: &mut Vec<Mutation>,
     replies: &mut Vec<Reply>,
-    parked: &mut Parked,
     durable: &AtomicU64,
     watermark: &watch::Sender<u64>,
     health: &StoreHealth,
@@ -289,10 +279,6 @@ fn commit_batch(
     };
     for (reply, outcome) in replies.drain(..).zip(outcomes) {
         let result = match (outcome, &not_durable) {
-            (Ok((Applied::Closing(business), _)), None) => {
-                parked.entry(business.id).or_default().push(reply);
-                continue;
-            }
             (Ok((applied, _)), None) => Ok(applied),
             // Applied in memory but maybe not on disk: the caller must not hear "done".
             (Ok(_), Some(cause)) => Err(StoreError::Flush(cause.clone())),
@@ -359,7 +345,6 @@ mod tests {
             &stamp(),
             &mut mutations,
             &mut replies,
-            &mut Parked::new(),
             &durable,
             &watermark,
             &health(),
@@ -380,7 +365,6 @@ mod tests {
             &stamp(),
             &mut mutations,
             &mut replies,
-            &mut Parked::new(),
             &durable,
             &watermark,
             &health(),
@@ -405,7 +389,6 @@ mod tests {
             &stamp(),
             &mut mutations,
             &mut replies,
-            &mut Parked::new(),
             &durable,
             &watermark,
             &failures,
@@ -435,7 +418,6 @@ mod tests {
             &stamp(),
             &mut mutations,
             &mut replies,
-            &mut Parked::new(),
             &durable,
             &watermark,
             &failures,

@@ -136,11 +136,12 @@ mod tests {
             create("b"),
             create("a"), // taken: refused, nothing written
             create("c"),
-            // A delete only begins here (no event until its bookings are cancelled: closing).
+            // A delete only begins here (no event until its bookings are cancelled: closing),
+            // and the business is gone from here on.
             Mutation::DeleteBusiness { id: a.id },
             create("b"),                           // taken earlier in this very batch
             create("a"),                           // still taken while "a" closes
-            Mutation::DeleteBusiness { id: a.id }, // joins the delete under way
+            Mutation::DeleteBusiness { id: a.id }, // gone already
             Mutation::DeleteBusiness { id: Uuid::nil() }, // no such business
             create("d"),
         ];
@@ -160,8 +161,8 @@ mod tests {
                 Some(4)
             ]
         );
-        assert!(matches!(outcomes[3], Ok((Applied::Closing(_), None))));
-        assert!(matches!(outcomes[6], Ok((Applied::Closing(_), None))));
+        assert!(matches!(outcomes[3], Ok((Applied::Deleted(_), None))));
+        assert!(matches!(outcomes[6], Err(StoreError::NotFound("business"))));
         assert!(matches!(
             outcomes[1],
             Err(StoreError::Conflict {

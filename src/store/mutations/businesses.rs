@@ -70,7 +70,6 @@ impl Tx<'_> {
         capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let mut record = self.business(id)?;
-        self.refuse_if_closing(id)?;
         let old_owner = record.business.owner_email.clone();
         if let Some(name) = &patch.name {
             record.business.name = name.clone();
@@ -125,7 +124,7 @@ impl Tx<'_> {
         now: Timestamp,
         capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
-        let record = self.business(id)?;
+        let record = self.stored_business(id)?;
         let business = &record.business;
         self.businesses.remove(id.as_bytes())?;
         self.subdomains.remove(business.subdomain.as_bytes())?;

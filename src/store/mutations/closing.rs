@@ -7,7 +7,8 @@
 //! global transaction lock long enough to stall every other request. So a delete happens in
 //! three durable steps, each its own transaction:
 //! 1. `DeleteBusiness` only files the business in the `closings` tree with the time of the
-//!    request ([`Tx::begin_close`]); from then on the business refuses bookings and updates;
+//!    request ([`Tx::begin_close`]), and its caller is answered once that is durable: from
+//!    then on the business is gone to every read and change (404), as after step 3;
 //! 2. the writer thread cancels [`CLOSE_CHUNK`](crate::writer::CLOSE_CHUNK) of them at a time
 //!    between batches ([`Store::close_step`]), each chunk recording in the `closings` entry
 //!    the key of the last reservation it looked at;
@@ -54,19 +55,18 @@ pub struct CloseStep {
 const SCAN_FACTOR: usize = 8;
 
 impl Tx<'_> {
-    /// Starts deleting business `id` (step 1 above): no event yet. Deleting a business whose
-    /// deletion is under way joins it: the caller is answered when it ends.
+    /// Starts deleting business `id` (step 1 above): no event yet, and the caller is answered
+    /// once this is durable. From then on the business is gone to every read and change
+    /// (`Tx::business`, `Store::business`): a second delete finds no business.
     pub(super) fn begin_close(&self, id: Uuid, now: Timestamp) -> TxResult<(Applied, Option<u64>)> {
         let record = self.business(id)?;
-        if self.closings.get(id.as_bytes())?.is_none() {
-            let closing = Closing {
-                since: now,
-                after: None,
-            };
-            self.closings
-                .insert(id.as_bytes(), codec::encode(&closing))?;
-        }
-        Ok((Applied::Closing(record.business), None))
+        let closing = Closing {
+            since: now,
+            after: None,
+        };
+        self.closings
+            .insert(id.as_bytes(), codec::encode(&closing))?;
+        Ok((Applied::Deleted(record.business), None))
     }
 }
 
@@ -137,7 +137,7 @@ impl Store {
         let now = Timestamp::now();
         let capacity = self.log_capacity;
         let (newest_event, deleted) = self.trees.transact(|tx| {
-            let record = tx.business(business_id)?;
+            let record = tx.stored_business(business_id)?;
             let mut newest = None;
             for key in &chunk {
                 let Some(bytes) = tx.reservations.get(key)? else {
@@ -245,17 +245,24 @@ mod tests {
         let (applied, event) = store
             .apply(&Mutation::DeleteBusiness { id }, &stamp)
             .unwrap();
-        assert!(matches!(applied, Applied::Closing(_)) && event.is_none());
-        // While it closes, it takes no booking and no update; a second delete joins it.
+        assert!(matches!(applied, Applied::Deleted(_)) && event.is_none());
+        // While it closes, it is gone to every read and change, as once it is deleted; a
+        // second delete finds nothing.
+        assert!(store.business(id).unwrap().is_none());
+        let listed = store.list_businesses(None, 10, None).unwrap();
+        assert_eq!((listed.items.len(), listed.count), (0, 0));
         let refused = book(&store, &stamp, id, 5 * HOUR).unwrap_err();
         assert!(
-            matches!(refused, StoreError::Conflict { .. }),
+            matches!(refused, StoreError::NotFound("business")),
             "{refused:?}"
         );
         let again = store
             .apply(&Mutation::DeleteBusiness { id }, &stamp)
-            .unwrap();
-        assert!(matches!(again.0, Applied::Closing(_)));
+            .unwrap_err();
+        assert!(
+            matches!(again, StoreError::NotFound("business")),
+            "{again:?}"
+        );
 
         let mut steps = Vec::new();
         while let Some(step) = store.close_step(2, &stamp).unwrap() {

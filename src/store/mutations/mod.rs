@@ -34,6 +34,7 @@ use crate::domain::{
     OutboxMail, Reservation, ReservationStatus, Timestamp, User,
 };
 pub use closing::CloseStep;
+pub(crate) use closing::Closing;
 pub use sessions::{AccessChange, SessionApplied, SessionMutation, UserRef};
 use tx::TxResult;
 use uuid::Uuid;
@@ -84,9 +85,6 @@ pub enum Applied {
     User(User),
     Business(Business),
     Deleted(Business),
-    /// A delete under way: the business as it was, now refusing changes while its future
-    /// bookings are cancelled. The writer answers the caller with `Deleted` once it is over.
-    Closing(Business),
     Reservation(Reservation),
     /// The stored read position after a receipt (never moves backwards).
     ReadUpTo(u64),

@@ -27,7 +27,6 @@ impl Tx<'_> {
     ) -> TxResult<(Applied, Option<u64>)> {
         let business_id = reservation.business_id;
         let record = self.business(business_id)?;
-        self.refuse_if_closing(business_id)?;
         let id = self.take_event_id()?;
         let key = uuid_u64_key(business_id, id);
         self.reservations.insert(&key, codec::encode(reservation))?;
@@ -170,17 +169,6 @@ impl Tx<'_> {
             self.outbox.remove(&key)?;
             self.outbox_due
                 .remove(&due_key(row.next_attempt_at, row.id))?;
-        }
-        Ok(())
-    }
-
-    /// Refuses a change to a business whose deletion is under way.
-    pub(super) fn refuse_if_closing(&self, business_id: Uuid) -> TxResult<()> {
-        if self.closings.get(business_id.as_bytes())?.is_some() {
-            return abort(StoreError::Conflict {
-                field: None,
-                message: "this business is being deleted and takes no more changes".into(),
-            });
         }
         Ok(())
     }

@@ -155,8 +155,18 @@ impl Tx<'_> {
         Ok(id)
     }
 
-    /// The business `id`, or a `NotFound` refusal.
+    /// The business `id`, or a `NotFound` refusal. A business whose deletion is under way
+    /// (`closing`) is gone already to every change, as to every read: its delete was answered.
     pub(super) fn business(&self, id: Uuid) -> TxResult<BusinessRecord> {
+        if self.closings.get(id.as_bytes())?.is_some() {
+            return abort(StoreError::NotFound("business"));
+        }
+        self.stored_business(id)
+    }
+
+    /// The business `id` as stored, even while its deletion is under way (only the steps of
+    /// that deletion read it so).
+    pub(super) fn stored_business(&self, id: Uuid) -> TxResult<BusinessRecord> {
         match self.businesses.get(id.as_bytes())? {
             Some(bytes) => tx_decode("businesses", &bytes),
             None => abort(StoreError::NotFound("business")),
