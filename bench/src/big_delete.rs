@@ -18,6 +18,7 @@ use anyhow::{anyhow, bail, Context};
 use tokio_util::sync::CancellationToken;
 
 use super::http::{business_body, HttpConn};
+use super::load;
 use super::report::{self, Table};
 use super::scenarios::{Ctx, Opened};
 use super::sockets::{event_id, Latencies, PingPlan, Role};
@@ -183,11 +184,17 @@ pub async fn big_delete(
     let sent_at = Arc::new(std::sync::OnceLock::new());
     let watcher = tokio::spawn(watch_close(watcher, id.clone(), sent_at.clone()));
 
-    // The others: one reader and one writer, back to back, for the whole window.
+    // The others: one reader and one writer, back to back, for the whole window, each on a
+    // thread of its own so the client's backlog of frames is not measured as their wait.
     let stop = Arc::new(AtomicBool::new(false));
     let probe = |write: bool| {
         let (stop, token, server, run) = (stop.clone(), token.clone(), ctx.server, ctx.run.clone());
-        tokio::spawn(async move {
+        let name = if write {
+            "big-delete-writer"
+        } else {
+            "big-delete-reader"
+        };
+        tokio::spawn(load::on_own_thread(name, move || async move {
             let mut conn = HttpConn::new(server);
             let (mut longest, mut count) = (Duration::ZERO, 0u64);
             while !stop.load(Ordering::Relaxed) {
@@ -206,7 +213,7 @@ pub async fn big_delete(
                 count += 1;
             }
             Ok::<_, anyhow::Error>((longest, count))
-        })
+        }))
     };
     let (reader, writer) = (probe(false), probe(true));
     tokio::time::sleep(Duration::from_millis(200)).await;
