@@ -303,9 +303,19 @@ pub struct Shared {
     pub abort: CancellationToken,
 }
 
+/// The kernel send buffer asked for each connection (Linux doubles it: 64 KiB, about 200
+/// event frames). Loopback's autotuned default grows to megabytes — thousands of frames per
+/// socket — and a pong or any frame queued behind them waits until the client has read them
+/// all: a 20 000-booking delete with 500 dashboards open held pings 9.7 s (issue 13). Kept
+/// small, a slow reader shows up in its session's queue instead, where the writer's pacing
+/// (`writer::pace`) and the send timeout see it. Answers and event frames are small; a large
+/// download only takes more `send`s.
+const SEND_BUFFER_BYTES: usize = 32 * 1024;
+
 /// Serves one connection until it ends, breaks a timeout, or the server stops.
 pub async fn run(stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit, shared: Shared) {
     let _ = stream.set_nodelay(true);
+    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER_BYTES);
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Tracked {
         stream,
