@@ -35,7 +35,20 @@ async fn health(state: AppState) -> Result<Response, ApiError> {
         ));
     }
     match state.store.health_check() {
-        Ok(()) => Ok(json_reply(&json!({"status": "ok"}), StatusCode::OK)),
+        Ok(()) => {
+            let mut body = json!({"status": "ok"});
+            // Cluster mode: which node, how far it has applied the log, and whether it
+            // reaches NATS (API.md "Several nodes").
+            if let Some(cluster) = state.writer.cluster() {
+                let status = cluster.status();
+                body["node"] = json!(status.node);
+                body["applied"] = json!(state.writer.durable_event_id());
+                body["applied_seq"] = json!(status.applied_seq);
+                body["lag"] = json!(status.lag);
+                body["nats"] = json!(if status.connected { "connected" } else { "disconnected" });
+            }
+            Ok(json_reply(&body, StatusCode::OK))
+        }
         Err(error) => {
             tracing::error!(%error, "health check failed");
             Ok(json_reply(

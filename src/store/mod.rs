@@ -16,6 +16,7 @@ pub mod codec;
 pub(crate) mod fixtures;
 pub(crate) mod keys;
 pub mod mutations;
+mod cluster;
 mod outbox;
 mod pages;
 mod purge;
@@ -130,6 +131,8 @@ pub(crate) mod meta_keys {
     pub const NEXT_OUTBOX_ID: &[u8] = b"next_outbox_id";
     pub const BUSINESS_COUNT: &[u8] = b"business_count";
     pub const RESERVATION_COUNT: &[u8] = b"reservation_count";
+    /// The newest cluster log sequence applied (cluster mode only).
+    pub const CLUSTER_SEQ: &[u8] = b"cluster_seq";
 }
 
 /// A cheap-to-clone handle on the open database.
@@ -329,7 +332,7 @@ impl Store {
     fn forget_changed_users(&self, mutations: &[Mutation]) {
         if mutations
             .iter()
-            .any(|m| matches!(m, Mutation::CreateUser(_) | Mutation::ChangeAccess { .. }))
+            .any(|m| matches!(m.inner(), Mutation::CreateUser(_) | Mutation::ChangeAccess { .. }))
         {
             self.user_cache.clear();
         }

@@ -88,11 +88,20 @@ pub(super) fn run(context: Context) {
             }
         };
         let mut next = Some(first);
+        let mut cluster_delete = false;
         while let Some(request) = next.take() {
             match request {
                 Request::Apply { mutation, reply } => {
+                    // In a cluster a delete's cancellations must take the same ids on every
+                    // node: its batch ends with it, and the delete runs to its end before
+                    // the next record (below).
+                    let ends_batch = replicated_delete(&mutation);
+                    cluster_delete |= ends_batch;
                     mutations.push(mutation);
                     replies.push(reply);
+                    if ends_batch {
+                        break;
+                    }
                 }
                 Request::Stop => {
                     stopping = true;
@@ -113,7 +122,7 @@ pub(super) fn run(context: Context) {
             } else {
                 closing |= mutations
                     .iter()
-                    .any(|m| matches!(m, Mutation::DeleteBusiness { .. }));
+                    .any(|m| matches!(m.inner(), Mutation::DeleteBusiness { .. }));
                 commit_batch(
                     &store,
                     &stamp,
@@ -132,6 +141,9 @@ pub(super) fn run(context: Context) {
         }
         if closing && !stopping && !health.is_degraded() {
             (closing, purging) = closer.step(&mut parked, purging);
+            while cluster_delete && closing && !health.is_degraded() {
+                (closing, purging) = closer.step(&mut parked, purging);
+            }
         } else if purging && !stopping && !health.is_degraded() {
             purging = purge_step(&store, &health);
         }
@@ -149,6 +161,12 @@ pub(super) fn run(context: Context) {
         tracing::error!(%error, "final flush failed");
     }
     tracing::debug!("writer stopped");
+}
+
+/// Whether `mutation` is a delete read from the cluster's log.
+fn replicated_delete(mutation: &Mutation) -> bool {
+    matches!(mutation, Mutation::Replicated { .. })
+        && matches!(mutation.inner(), Mutation::DeleteBusiness { .. })
 }
 
 /// Removes one chunk of a deleted business's reservations; returns whether more remain.

@@ -15,6 +15,7 @@ impl Tx<'_> {
     pub(super) fn claim_mails(
         &self,
         claims: &[(u64, Timestamp)],
+        now: Timestamp,
     ) -> TxResult<(Applied, Option<u64>)> {
         let mut claimed = Vec::with_capacity(claims.len());
         for (id, until) in claims {
@@ -23,7 +24,9 @@ impl Tx<'_> {
                 continue;
             };
             let mut row: OutboxMail = tx_decode("outbox", &bytes)?;
-            if row.status != OutboxStatus::Pending {
+            // A row claimed meanwhile (by another node of a cluster, whose claims go through
+            // the same log) is no longer due: the first claim in log order wins everywhere.
+            if row.status != OutboxStatus::Pending || row.next_attempt_at > now {
                 continue;
             }
             self.outbox_due.remove(&due_key(row.next_attempt_at, *id))?;

@@ -1,0 +1,176 @@
+//! The node's reading of the log: one ordered consumer from the sequence after the newest
+//! this store applied, each record handed to the writer in log order (the writer applies
+//! it like any mutation, and stores its sequence in the same transaction), and the outcome
+//! handed to the publisher when it waits on this node.
+//!
+//! Two tasks, so that reading the next records never waits on an apply: the reader queues
+//! records into the writer (whose queue keeps their order), the acknowledger awaits their
+//! outcomes in the same order and moves the applied sequence.
+
+use super::{Cluster, Record, Reply, STREAM};
+use crate::store::{Applied, Store, StoreError};
+use crate::writer::Writer;
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use futures_util::StreamExt;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Records read ahead of their apply.
+const READ_AHEAD: usize = 4096;
+
+/// A record handed to the writer, in log order.
+struct Handed {
+    seq: u64,
+    /// The writer's answer; `None` for a record that applies nothing (the epoch record, or
+    /// one this build cannot read).
+    outcome: Option<oneshot::Receiver<Result<Applied, StoreError>>>,
+    waiter: Option<Reply>,
+}
+
+/// Follows the log into `writer` until `shutdown`.
+pub async fn follow(cluster: Cluster, store: Store, writer: Writer, shutdown: CancellationToken) {
+    let start = match store.cluster_applied() {
+        Ok(seq) => seq,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the applied log sequence; not following");
+            return;
+        }
+    };
+    cluster.inner.applied.fetch_max(start, Ordering::AcqRel);
+    let (handed, acks) = mpsc::channel(READ_AHEAD);
+    let acknowledger = tokio::spawn(acknowledge(cluster.clone(), acks));
+    let mut next = start + 1;
+    while !shutdown.is_cancelled() {
+        match read(&cluster, &writer, &handed, &mut next, &shutdown).await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(%error, next, "reading the cluster's log failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+    drop(handed);
+    let _ = acknowledger.await;
+}
+
+/// Reads from `next` on until `shutdown` (`Ok`) or a failure of the consumer (`Err`, read
+/// again from where it stopped).
+async fn read(
+    cluster: &Cluster,
+    writer: &Writer,
+    handed: &mpsc::Sender<Handed>,
+    next: &mut u64,
+    shutdown: &CancellationToken,
+) -> Result<(), String> {
+    let js = &cluster.inner.js;
+    let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: *next,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    loop {
+        let message = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            message = messages.next() => message,
+        };
+        let message = message
+            .ok_or("the consumer ended")?
+            .map_err(|e| e.to_string())?;
+        let (seq, pending) = {
+            let info = message.info().map_err(|e| e.to_string())?;
+            (info.stream_sequence, info.pending)
+        };
+        if seq < *next {
+            continue;
+        }
+        cluster
+            .inner
+            .newest
+            .fetch_max(seq + pending, Ordering::AcqRel);
+        let record = match Record::decode(&message.payload) {
+            Ok(record) => record.into_mutation(seq),
+            Err(error) => {
+                // Every node runs the same build and skips it alike.
+                tracing::error!(%error, seq, "a record of the cluster's log cannot be read; skipped");
+                None
+            }
+        };
+        let entry = match record {
+            Some((id, mutation)) => {
+                let (reply, outcome) = oneshot::channel();
+                if writer.enqueue(mutation, reply).await.is_err() {
+                    return Ok(()); // the writer has stopped: shutting down
+                }
+                Handed {
+                    seq,
+                    outcome: Some(outcome),
+                    waiter: cluster.take_waiter(&id),
+                }
+            }
+            None => Handed {
+                seq,
+                outcome: None,
+                waiter: None,
+            },
+        };
+        if handed.send(entry).await.is_err() {
+            return Ok(());
+        }
+        *next = seq + 1;
+    }
+}
+
+/// Awaits each handed record's outcome in log order, moves the applied sequence, and
+/// answers the publisher waiting on this node.
+async fn acknowledge(cluster: Cluster, mut handed: mpsc::Receiver<Handed>) {
+    while let Some(Handed {
+        seq,
+        outcome,
+        waiter,
+    }) = handed.recv().await
+    {
+        let result = match outcome {
+            Some(outcome) => outcome.await.unwrap_or(Err(StoreError::Closed)),
+            None => Err(StoreError::NotFound("record")),
+        };
+        if let Err(error) = &result {
+            if matches!(error, StoreError::NotWritable(_) | StoreError::Flush(_))
+                || error.is_storage_failure()
+            {
+                tracing::error!(%error, seq, "this node could not apply a record of the log");
+            }
+        }
+        cluster.inner.applied.fetch_max(seq, Ordering::AcqRel);
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(result);
+        }
+    }
+}
+
+impl Cluster {
+    /// Returns once this node has applied everything the stream held when it joined: a node
+    /// serves only after catching up, so its first answers are the cluster's.
+    pub async fn caught_up(&self, shutdown: &CancellationToken) {
+        let target = self.inner.newest.load(Ordering::Acquire);
+        let mut said = tokio::time::Instant::now();
+        while self.inner.applied.load(Ordering::Acquire) < target && !shutdown.is_cancelled() {
+            if said.elapsed() > Duration::from_secs(5) {
+                let applied = self.inner.applied.load(Ordering::Acquire);
+                tracing::info!(applied, target, "catching up with the cluster's log");
+                said = tokio::time::Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
