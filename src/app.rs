@@ -380,9 +380,7 @@ async fn bootstrap_admin(
     match writer.create_user(new).await {
         Ok(_) => Ok(generated.then_some(password.expose().to_string())),
         // In a cluster, nodes started together race to create the admin; one wins.
-        Err(crate::store::StoreError::Conflict { .. }) if writer.cluster().is_some() => {
-            Ok(None)
-        }
+        Err(crate::store::StoreError::Conflict { .. }) if writer.cluster().is_some() => Ok(None),
         Err(error) => Err(anyhow::Error::new(error).context("creating the first super admin")),
     }
 }

@@ -104,8 +104,15 @@ mod tests {
             panic!("a change")
         };
         let back = Record::decode(&record.encode()).unwrap();
-        let Some((read_id, Mutation::Replicated { seq, now: n, new_id: i, inner })) =
-            back.into_mutation(7)
+        let Some((
+            read_id,
+            Mutation::Replicated {
+                seq,
+                now: n,
+                new_id: i,
+                inner,
+            },
+        )) = back.into_mutation(7)
         else {
             panic!("a replicated change")
         };

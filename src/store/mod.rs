@@ -11,12 +11,12 @@
 //! - `keys`: key layouts; [`codec`]: record encoding (the only place bincode appears);
 //! - [`record`]: the outside record (`<data>/state.json`) that tells a damaged store apart.
 
+mod cluster;
 pub mod codec;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub(crate) mod keys;
 pub mod mutations;
-mod cluster;
 mod outbox;
 mod pages;
 mod purge;
@@ -330,10 +330,12 @@ impl Store {
 
     /// Forgets cached users when `mutations` may have changed one (after they committed).
     fn forget_changed_users(&self, mutations: &[Mutation]) {
-        if mutations
-            .iter()
-            .any(|m| matches!(m.inner(), Mutation::CreateUser(_) | Mutation::ChangeAccess { .. }))
-        {
+        if mutations.iter().any(|m| {
+            matches!(
+                m.inner(),
+                Mutation::CreateUser(_) | Mutation::ChangeAccess { .. }
+            )
+        }) {
             self.user_cache.clear();
         }
     }

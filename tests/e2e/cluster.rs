@@ -4,8 +4,10 @@
 //!
 //! Skipped, with a note, where `nats-server` is not installed (the test command installs it).
 
-use crate::support::{id_of, token, Api, TestServer, Ws, SOON};
+use crate::support::smtp::SmtpSink;
+use crate::support::{eventually, id_of, token, Api, TestServer, Ws, SOON};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -64,7 +66,10 @@ impl Nats {
             .await
             .is_err()
         {
-            assert!(tokio::time::Instant::now() < deadline, "nats-server started");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nats-server started"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -123,7 +128,11 @@ async fn events(ws: &mut Ws, n: usize) -> Vec<(u64, String, String)> {
                 .or_else(|| e["payload"]["reservation"]["business_id"].as_str())
                 .unwrap_or_default()
                 .to_string();
-            (id_of(e), e["type"].as_str().unwrap_or("").to_string(), business)
+            (
+                id_of(e),
+                e["type"].as_str().unwrap_or("").to_string(),
+                business,
+            )
         })
         .collect()
 }
@@ -161,7 +170,10 @@ async fn nodes_share_one_order_of_ids_decide_conflicts_alike_and_resume_across_n
     let ids: Vec<u64> = seen_a.iter().map(|e| e.0).collect();
     assert_eq!(ids, vec![1, 2, 3, 4, 5, 6]);
     let businesses: Vec<String> = seen_a.iter().map(|e| e.2.clone()).collect();
-    assert_eq!(businesses, made, "ids follow the order the writes were acknowledged");
+    assert_eq!(
+        businesses, made,
+        "ids follow the order the writes were acknowledged"
+    );
 
     // One subdomain raced from both nodes: exactly one 201, one 409, on every node.
     for round in 0..3 {
@@ -216,6 +228,11 @@ async fn nodes_share_one_order_of_ids_decide_conflicts_alike_and_resume_across_n
     assert_eq!(health["applied"], 11);
     assert_eq!(health["lag"], 0);
     assert_eq!(health["nats"], "connected");
+    assert_eq!(
+        crate::support::metric(&c.base, "app_cluster_nats_connected").await,
+        1
+    );
+    assert_eq!(crate::support::metric(&c.base, "app_cluster_lag").await, 0);
 }
 
 #[tokio::test]
@@ -229,7 +246,7 @@ async fn without_nats_a_node_refuses_writes_with_503_and_keeps_serving_reads() {
     let (mut ws, _) = dashboard(&server, &admin, None).await;
 
     nats.kill9();
-    let refused = crate::support::eventually("writes refused without NATS", || async {
+    let refused = eventually("writes refused without NATS", || async {
         let answer = admin
             .post(
                 "/api/businesses/",
@@ -250,7 +267,7 @@ async fn without_nats_a_node_refuses_writes_with_503_and_keeps_serving_reads() {
 
     // NATS back (same store): writes work again, and the socket opened before goes on.
     nats.start_again().await;
-    let made = crate::support::eventually("writes accepted again", || async {
+    let made = eventually("writes accepted again", || async {
         let answer = admin
             .post(
                 "/api/businesses/",
@@ -273,4 +290,62 @@ async fn without_nats_a_node_refuses_writes_with_503_and_keeps_serving_reads() {
         expected += 1;
     }
     assert_ne!(made.body["id"], business["id"]);
+}
+
+#[tokio::test]
+async fn each_mail_is_sent_by_one_node_only() {
+    let Some(nats) = Nats::start().await else {
+        return;
+    };
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    // Short claims, so that a node that did not hear of a send would retry within the wait.
+    let args = |name: &'static str| {
+        [
+            "--nats".to_string(),
+            nats.url(),
+            "--node-name".into(),
+            name.into(),
+            "--smtp-url".into(),
+            url.clone(),
+            "--mail-retry-base-ms".into(),
+            "100".into(),
+            "--mail-poll-interval-ms".into(),
+            "100".into(),
+            "--reminder-hours".into(),
+            "0".into(),
+        ]
+    };
+    let start = |name: &'static str| {
+        let args = args(name);
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            TestServer::start_with(&args, &[("APP_JWT_SECRET", SECRET)]).await
+        }
+    };
+    let (a, b) = (start("a").await, start("b").await);
+    let admin = a.admin().await;
+    let admin_b = on(&b, &admin);
+    let business = admin.create_business("S", "s", "owner@example.com").await;
+    let id = business["id"].as_str().unwrap().to_string();
+    for i in 0..6 {
+        let api = if i % 2 == 0 { &admin } else { &admin_b };
+        api.book(&id, &format!("Customer {i}")).await;
+    }
+    let expected = eventually("every mail sent", || async {
+        let received = sink.received();
+        (received.len() >= 13).then_some(received.len())
+    })
+    .await;
+    // Longer than a claim: a node that had not heard of a send would have sent it again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let received = sink.received();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    for mail in &received {
+        *by_id.entry(mail.message_id()).or_default() += 1;
+    }
+    assert_eq!(received.len(), expected, "no mail sent twice: {by_id:?}");
+    assert!(by_id.values().all(|&n| n == 1), "{by_id:?}");
+    // The welcome, and a confirmation and a notice per booking.
+    assert_eq!(by_id.len(), 13, "{by_id:?}");
 }

@@ -76,6 +76,12 @@ pub enum Mutation {
     ClaimMails {
         claims: Vec<(u64, Timestamp)>,
     },
+    /// Cluster mode: the mails of these outbox rows were accepted by the SMTP server (on the
+    /// node that claimed them), so no node sends them again. A single node moves sent rows
+    /// itself (`Store::mark_mails_sent`).
+    MailsSent {
+        ids: Vec<u64>,
+    },
     /// A mutation read from the cluster's log (`crate::cluster`): the clock and the new id
     /// were chosen by the node that published it, so every node applies it alike, and `seq`
     /// (its place in the log) is stored in the same transaction as its effects.
@@ -195,6 +201,10 @@ enum Prepared<'a> {
         claims: &'a [(u64, Timestamp)],
         now: Timestamp,
     },
+    MailsSent {
+        ids: &'a [u64],
+        now: Timestamp,
+    },
     Replicated {
         seq: u64,
         inner: Box<Prepared<'a>>,
@@ -265,6 +275,7 @@ fn prepare_with(mutation: &Mutation, now: Timestamp, new_id: Uuid) -> Prepared<'
             up_to: *up_to,
         },
         Mutation::ClaimMails { claims } => Prepared::ClaimMails { claims, now },
+        Mutation::MailsSent { ids } => Prepared::MailsSent { ids, now },
         Mutation::Replicated {
             seq,
             now,
@@ -309,6 +320,7 @@ impl Tx<'_> {
             } => self.cancel_reservation(*business_id, *reservation_id, *now, stamp, capacity),
             Prepared::MarkRead { user_id, up_to } => self.mark_read(*user_id, *up_to),
             Prepared::ClaimMails { claims, now } => self.claim_mails(claims, *now),
+            Prepared::MailsSent { ids, now } => self.mails_sent(ids, *now),
             Prepared::Replicated { seq, inner } => {
                 let outcome = self.apply(inner, stamp, capacity)?;
                 self.meta

@@ -37,4 +37,30 @@ impl Tx<'_> {
         }
         Ok((Applied::Claimed(claimed), None))
     }
+
+    /// Marks the rows `ids` sent at `now` and takes them out of the due index, so no node of
+    /// a cluster sends them again; answers with the rows marked. The row stays in `outbox`
+    /// (the sent tree is outside transactions); the sending node moves it there itself.
+    pub(super) fn mails_sent(
+        &self,
+        ids: &[u64],
+        now: Timestamp,
+    ) -> TxResult<(Applied, Option<u64>)> {
+        let mut marked = Vec::with_capacity(ids.len());
+        for id in ids {
+            let key = u64_key(*id);
+            let Some(bytes) = self.outbox.get(key)? else {
+                continue;
+            };
+            let mut row: OutboxMail = tx_decode("outbox", &bytes)?;
+            if row.status == OutboxStatus::Pending {
+                self.outbox_due.remove(&due_key(row.next_attempt_at, *id))?;
+            }
+            row.status = OutboxStatus::Sent;
+            row.sent_at = Some(now);
+            self.outbox.insert(&key, codec::encode(&row))?;
+            marked.push(row);
+        }
+        Ok((Applied::Claimed(marked), None))
+    }
 }
