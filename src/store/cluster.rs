@@ -49,6 +49,9 @@ mod tests {
     use crate::store::{Applied, Mutation, StoreError};
     use uuid::Uuid;
 
+    /// A created business's id, its event id and creation time, or why it was refused.
+    type Seen = Result<(Uuid, Option<u64>, String), String>;
+
     fn replicated(seq: u64, inner: Mutation) -> Mutation {
         Mutation::Replicated {
             seq,
@@ -74,7 +77,7 @@ mod tests {
             } else {
                 log.iter().map(|m| store.apply(m, &stamp())).collect()
             };
-            let seen: Vec<Result<(Uuid, Option<u64>, String), String>> = outcomes
+            let seen: Vec<Seen> = outcomes
                 .into_iter()
                 .map(|outcome| match outcome {
                     Ok((Applied::Business(b), id)) => Ok((b.id, id, b.created_at.to_string())),
