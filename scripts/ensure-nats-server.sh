@@ -8,11 +8,16 @@ set -euo pipefail
 say() { printf 'ensure-nats-server: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
 
+# An explicit binary is used as it is, never replaced by an install.
+if [ -n "${NATS_SERVER_BIN:-}" ] && [ ! -x "$NATS_SERVER_BIN" ]; then
+  die "NATS_SERVER_BIN=$NATS_SERVER_BIN is not an executable"
+fi
+
 # Debian installs it in /usr/sbin, which is not on every user's PATH.
 find_bin() {
   if [ -n "${NATS_SERVER_BIN:-}" ]; then
-    [ -x "$NATS_SERVER_BIN" ] && { echo "$NATS_SERVER_BIN"; return 0; }
-    die "NATS_SERVER_BIN=$NATS_SERVER_BIN is not an executable"
+    echo "$NATS_SERVER_BIN"
+    return 0
   fi
   command -v nats-server 2>/dev/null && return 0
   for candidate in /usr/sbin/nats-server /usr/bin/nats-server /usr/local/bin/nats-server; do
