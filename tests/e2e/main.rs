@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cluster;
 mod disk_full;
 mod hostile;
 mod in_process;
