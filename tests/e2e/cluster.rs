@@ -19,7 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// Events the late node finds in the stream before it starts (the 10 000). Written
-/// 16 at a time through two nodes; the time it took and the catch-up time are printed.
+/// 16 at a time through two nodes; the time it took and the catch-up time are printed (run
+/// with `--nocapture`). For scale: 10 000 such renames take about 24 s through one debug-build
+/// node without NATS on this shared 2-core machine; through the cluster each also waits for a
+/// quorum's acknowledgement.
 const LATE_NODE_EVENTS: u64 = 10_000;
 /// How long the late node may take to apply [`LATE_NODE_EVENTS`] on a busy 2-core machine.
 const LATE_NODE_CATCH_UP: Duration = Duration::from_secs(300);
@@ -203,6 +206,18 @@ async fn every_socket_on_every_node_sees_the_same_ids_in_the_same_order_with_no_
         sockets.push(ws);
     }
     assert_eq!(epochs.len(), 1, "one epoch names the stream on every node");
+    for i in 0..3 {
+        let health = cluster.healthz(i).await;
+        assert_eq!(
+            health["node"],
+            AppCluster::node_name(i).as_str(),
+            "{health}"
+        );
+        assert!(
+            health["applied"].is_u64() && health["lag"].is_u64(),
+            "{health}"
+        );
+    }
 
     // Creates through all three nodes at once: the stream, not any node, decides the order.
     let creates = (0..EVENTS).map(|k| {
@@ -549,7 +564,13 @@ async fn a_late_node_started_after_10000_events_catches_up_and_answers_like_the_
         .buffer_unordered(BACKLOG_IN_FLIGHT)
         .collect::<Vec<()>>()
         .await;
-    let newest = cluster.applied(0).await.expect("applied");
+    let newest = cluster
+        .applied(0)
+        .await
+        .into_iter()
+        .chain(cluster.applied(1).await)
+        .max();
+    let newest = newest.expect("nodes 0 and 1 report applied");
     assert!(newest >= LATE_NODE_EVENTS, "{newest} events in the stream");
     eprintln!(
         "late node: {LATE_NODE_EVENTS} events written through 2 nodes in {:.1?}",
@@ -565,13 +586,16 @@ async fn a_late_node_started_after_10000_events_catches_up_and_answers_like_the_
         "late node: caught up with {newest} events in {:.1?}",
         started.elapsed()
     );
-    let health = cluster.healthz(late).await;
+    let health = eventually_within("the late node's lag at 0", CLUSTER_SOON, || async {
+        let health = cluster.healthz(late).await;
+        (health["lag"] == 0).then_some(health)
+    })
+    .await;
     assert_eq!(
         health["node"],
         AppCluster::node_name(late).as_str(),
         "{health}"
     );
-    assert_eq!(health["lag"], 0, "{health}");
 
     // Its REST answers match the others', byte for byte of JSON.
     let paths = [
