@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes sure `nats-server` (JetStream, clustering) is installed for the cluster-mode e2e tests
-# (tests/e2e/cluster.rs, issue 15) and prints its path on stdout; check.sh exports it as
-# NATS_SERVER_BIN. Installs Debian's package when missing (as root, or through sudo), like
-# browser-tests.sh installs Chromium. It never skips: when nats-server is missing after the
-# install, or too old for JetStream clustering (before 2.2.0), it says why and exits non-zero.
+# of issue 15 (tests/e2e/cluster_proof.rs, cluster.rs) and prints its path on stdout; check.sh
+# exports it as NATS_SERVER_BIN. Installs Debian's package when missing (as root, or through
+# sudo), like browser-tests.sh installs Chromium. It never skips: when nats-server is missing
+# after the install, or too old for JetStream clustering (before 2.2.0), it says why and exits
+# non-zero.
 set -euo pipefail
 say() { printf 'ensure-nats-server: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
