@@ -84,17 +84,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A loopback port nothing listens on (nats-server needs its ports before it starts: the
-# routes name them).
+# Sets `port` to a loopback port nothing listens on and no earlier call picked (nats-server
+# needs its ports before it starts: the routes name them). Not in a $(subshell): the taken
+# list and $RANDOM's state must carry over from one call to the next.
 taken=" "
+port=
 free_port() {
-    local port
     for _ in $(seq 200); do
         port=$((20000 + RANDOM % 40000))
         [[ $taken == *" $port "* ]] && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             taken+="$port "
-            echo "$port"
             return 0
         fi
     done
@@ -135,9 +135,12 @@ if [[ $single == 1 ]]; then
 else
     client_ports=() cluster_ports=() http_ports=()
     for i in 0 1 2; do
-        client_ports+=("$(free_port)")
-        cluster_ports+=("$(free_port)")
-        http_ports+=("$(free_port)")
+        free_port
+        client_ports+=("$port")
+        free_port
+        cluster_ports+=("$port")
+        free_port
+        http_ports+=("$port")
     done
     routes=$(printf '"nats-route://127.0.0.1:%s", ' "${cluster_ports[@]}")
     routes=${routes%, }
@@ -165,7 +168,9 @@ EOF
     done
     # JetStream is ready once every server names the same meta leader.
     leader_of() {
-        curl -fsS "http://127.0.0.1:$1/jsz" 2>/dev/null | sed -n 's/.*"leader": *"\([^"]*\)".*/\1/p' | head -n1
+        # Nothing (not a failure) while the server does not answer yet.
+        { curl -fsS -m 2 "http://127.0.0.1:$1/jsz" 2>/dev/null || true; } |
+            sed -n 's/.*"leader": *"\([^"]*\)".*/\1/p' | head -n1
     }
     ready=0
     for _ in $(seq 300); do

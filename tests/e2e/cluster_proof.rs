@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 
 /// Events the late node finds in the stream before it starts (the 10 000). Written
 /// 16 at a time through two nodes; the time it took and the catch-up time are printed (run
-/// with `--nocapture`). For scale: 10 000 such renames take about 24 s through one debug-build
-/// node without NATS on this shared 2-core machine; through the cluster each also waits for a
-/// quorum's acknowledgement.
+/// with `--nocapture`). Measured here (debug build, shared 2-core machine, branch nats at
+/// e03698f): written in 45 s, caught up in 2.4 s; the whole test takes about 50 s.
 const LATE_NODE_EVENTS: u64 = 10_000;
 /// How long the late node may take to apply [`LATE_NODE_EVENTS`] on a busy 2-core machine.
 const LATE_NODE_CATCH_UP: Duration = Duration::from_secs(300);
