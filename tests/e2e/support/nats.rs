@@ -44,10 +44,27 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts `size` servers routed to each other and waits until JetStream has a meta leader
-    /// that every server agrees on.
+    /// that every server agrees on. A server that exits at once (a port taken between the
+    /// pick and its bind, by a test running alongside) makes it start over on new ports.
     pub async fn start(size: usize) -> Self {
         assert!(size >= 1, "a cluster has at least one server");
         let binary = Self::binary();
+        let mut attempt = 1;
+        loop {
+            let mut cluster = Self::launch(&binary, size);
+            match cluster.leader().await {
+                Ok(_) => return cluster,
+                Err((true, why)) if attempt < 3 => {
+                    eprintln!("nats cluster: starting over on new ports ({why})");
+                    attempt += 1;
+                }
+                Err((_, why)) => panic!("{why}"),
+            }
+        }
+    }
+
+    /// Writes every server's config and spawns them all.
+    fn launch(binary: &Path, size: usize) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("nats-cluster-")
             .tempdir()
@@ -97,9 +114,8 @@ impl NatsCluster {
             dir,
         };
         for i in 0..size {
-            cluster.spawn(&binary, i);
+            cluster.spawn(binary, i);
         }
-        cluster.wait_for_leader().await;
         cluster
     }
 
@@ -213,9 +229,19 @@ impl NatsCluster {
     /// returns its name. Fails (with the logs' tails) after [`LEADER_WITHIN`], or at once when
     /// a server has exited.
     pub async fn wait_for_leader(&mut self) -> String {
+        self.leader()
+            .await
+            .unwrap_or_else(|(_, why)| panic!("{why}"))
+    }
+
+    /// [`NatsCluster::wait_for_leader`], with the failure as `(a server exited, why)`.
+    async fn leader(&mut self) -> Result<String, (bool, String)> {
         let deadline = tokio::time::Instant::now() + LEADER_WITHIN;
         loop {
-            self.assert_alive();
+            let dead = self.exited();
+            if !dead.is_empty() {
+                return Err((true, format!("{}\n{}", dead.join("; "), self.log_tails())));
+            }
             let mut leaders = Vec::new();
             for i in (0..self.size()).filter(|&i| self.is_running(i)) {
                 leaders.push(self.meta_leader(i).await);
@@ -227,21 +253,25 @@ impl NatsCluster {
                     .iter()
                     .any(|s| s.name == *first && s.child.is_some());
                 if agreed && alive {
-                    return first.clone();
+                    return Ok(first.clone());
                 }
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no JetStream meta leader that every running server agrees on within \
-                 {LEADER_WITHIN:?} (they said {leaders:?})\n{}",
-                self.log_tails()
-            );
+            if tokio::time::Instant::now() >= deadline {
+                return Err((
+                    false,
+                    format!(
+                        "no JetStream meta leader that every running server agrees on within \
+                         {LEADER_WITHIN:?} (they said {leaders:?})\n{}",
+                        self.log_tails()
+                    ),
+                ));
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// Panics (with the logs' tails) when a server that should run has exited.
-    fn assert_alive(&mut self) {
+    /// The servers that should run but have exited, with their exit status.
+    fn exited(&mut self) -> Vec<String> {
         let mut dead = Vec::new();
         for server in &mut self.servers {
             if let Some(child) = &mut server.child {
@@ -250,7 +280,7 @@ impl NatsCluster {
                 }
             }
         }
-        assert!(dead.is_empty(), "{}\n{}", dead.join("; "), self.log_tails());
+        dead
     }
 
     /// The last lines of every server's log, for failure messages.
