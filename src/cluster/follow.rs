@@ -6,6 +6,12 @@
 //! Two tasks, so that reading the next records never waits on an apply: the reader queues
 //! records into the writer (whose queue keeps their order), the acknowledger awaits their
 //! outcomes in the same order and moves the applied sequence.
+//!
+//! The ordered consumer lives on one NATS server. When that server dies, the library notices
+//! only after two missed 15 s heartbeats, longer than a client waits for its answer; so the
+//! reader watches for itself: a consumer that delivers nothing for [`STALLED_AFTER`] while
+//! the stream holds a record it has not delivered is dropped, and a new one opened from the
+//! next sequence to apply.
 
 use super::{Cluster, Record, Reply, STREAM};
 use crate::store::{Applied, Store, StoreError};
@@ -15,10 +21,22 @@ use futures_util::StreamExt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Records read ahead of their apply.
 const READ_AHEAD: usize = 4096;
+/// How long the reader waits for a record the stream is known to hold before it takes its
+/// consumer for lost (its server died) and opens another.
+const STALLED_AFTER: Duration = Duration::from_secs(3);
+/// How often an idle reader looks up the stream's newest sequence: records published by other
+/// nodes show a stalled consumer even when this node publishes nothing, and keep `/healthz`'s
+/// lag true.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// How long such a look-up may take (the stream may be electing a leader).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the reader wakes while no record comes, to run those checks.
+const IDLE_TICK: Duration = Duration::from_millis(500);
 
 /// A record handed to the writer, in log order.
 struct Handed {
@@ -79,10 +97,29 @@ async fn read(
         .await
         .map_err(|e| e.to_string())?;
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    let mut idle_since = Instant::now();
+    let mut probed = Instant::now();
     loop {
-        let message = tokio::select! {
+        let polled = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            message = messages.next() => message,
+            polled = tokio::time::timeout(IDLE_TICK, messages.next()) => polled,
+        };
+        let Ok(message) = polled else {
+            if probed.elapsed() >= PROBE_EVERY {
+                if let Ok(Ok(info)) = tokio::time::timeout(PROBE_TIMEOUT, stream.get_info()).await {
+                    let newest = &cluster.inner.newest;
+                    newest.fetch_max(info.state.last_sequence, Ordering::AcqRel);
+                }
+                probed = Instant::now();
+            }
+            let newest = cluster.inner.newest.load(Ordering::Acquire);
+            if newest >= *next && idle_since.elapsed() >= STALLED_AFTER {
+                return Err(format!(
+                    "the consumer delivered nothing for {STALLED_AFTER:?} while the stream \
+                     holds up to sequence {newest}"
+                ));
+            }
+            continue;
         };
         let message = message
             .ok_or("the consumer ended")?
@@ -128,6 +165,7 @@ async fn read(
             return Ok(());
         }
         *next = seq + 1;
+        idle_since = Instant::now();
     }
 }
 

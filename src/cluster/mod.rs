@@ -33,8 +33,10 @@ pub const STREAM: &str = "APP_CHANGES";
 pub const SUBJECT: &str = "app.changes";
 /// How long a publish waits for the stream's acknowledgement.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a node waits for its own writer to apply what it published.
-const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a node waits for its own writer to apply what it published. With the publish's
+/// own wait it stays well under the 30 s a client commonly waits, so a node that cannot
+/// apply answers 503 (outcome unknown) rather than leaving its client hanging.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a starting node keeps trying to reach the stream (a NATS cluster starting with
 /// it may take seconds to elect its JetStream leader).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -190,14 +192,20 @@ impl Cluster {
         let message = jetstream::message::PublishMessage::build()
             .payload(record.encode().into())
             .message_id(id.to_string());
-        let ack = self
-            .inner
-            .js
-            .send_publish(SUBJECT, message)
-            .await
-            .map_err(|e| unreachable(&e.to_string()))?;
-        // Sent but not acknowledged: the stream may hold it, so the outcome is unknown.
-        let ack = ack.await.map_err(|e| unknown(&e.to_string()))?;
+        // Each step has the context's own timeout; this bounds their sum, so a publish whose
+        // acknowledgement never comes fails rather than hangs.
+        let published = tokio::time::timeout(2 * PUBLISH_TIMEOUT, async {
+            let ack = self
+                .inner
+                .js
+                .send_publish(SUBJECT, message)
+                .await
+                .map_err(|e| unreachable(&e.to_string()))?;
+            // Sent but not acknowledged: the stream may hold it, so the outcome is unknown.
+            ack.await.map_err(|e| unknown(&e.to_string()))
+        })
+        .await;
+        let ack = published.unwrap_or_else(|_| Err(unknown("no acknowledgement in time")))?;
         self.inner.newest.fetch_max(ack.sequence, Ordering::AcqRel);
         let outcome = tokio::time::timeout(APPLY_TIMEOUT, applied).await;
         drop(waiting);

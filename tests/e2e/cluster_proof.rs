@@ -192,7 +192,6 @@ async fn harness_with_its_meta_leader_killed_jetstream_elects_another_and_takes_
 }
 
 #[tokio::test]
-#[ignore = "needs cluster mode (branch nats)"]
 async fn every_socket_on_every_node_sees_the_same_ids_in_the_same_order_with_no_gap() {
     const EVENTS: usize = 30;
     let cluster = AppCluster::start(3).await;
@@ -263,7 +262,6 @@ async fn write_through(api: Api, prefix: String, count: usize) -> Vec<String> {
 }
 
 #[tokio::test]
-#[ignore = "needs cluster mode (branch nats)"]
 async fn kill9_of_an_app_node_loses_no_acknowledged_write_and_its_clients_resume_on_another_node() {
     const PER_NODE: usize = 40;
     let mut cluster = AppCluster::start(3).await;
@@ -340,7 +338,6 @@ async fn kill9_of_an_app_node_loses_no_acknowledged_write_and_its_clients_resume
 }
 
 #[tokio::test]
-#[ignore = "needs cluster mode (branch nats)"]
 async fn kill9_of_one_nats_server_keeps_writes_working_on_every_node() {
     let mut cluster = AppCluster::start(3).await;
     let admin = admin_everywhere(&cluster).await;
@@ -420,7 +417,6 @@ async fn kill9_of_one_nats_server_keeps_writes_working_on_every_node() {
 const FROM: &str = "Salon Platform <bookings@salons.test>";
 
 #[tokio::test]
-#[ignore = "needs cluster mode (branch nats)"]
 async fn each_mail_arrives_once_by_message_id_however_many_nodes_drain_the_outbox() {
     const BOOKINGS: usize = 12;
     let sink = SmtpSink::start().await;
@@ -510,7 +506,6 @@ fn by_message_id(mails: &[ReceivedMail]) -> BTreeMap<String, Vec<&ReceivedMail>>
 }
 
 #[tokio::test]
-#[ignore = "needs cluster mode (branch nats)"]
 async fn a_uniqueness_conflict_raced_from_two_nodes_yields_exactly_one_201_and_one_409() {
     const ROUNDS: usize = 10;
     let cluster = AppCluster::start(2).await;
@@ -542,7 +537,6 @@ async fn a_uniqueness_conflict_raced_from_two_nodes_yields_exactly_one_201_and_o
 }
 
 #[tokio::test]
-#[ignore = "needs cluster mode (branch nats)"]
 async fn a_late_node_started_after_10000_events_catches_up_and_answers_like_the_others() {
     let mut cluster = AppCluster::start(2).await;
     let admin = admin_everywhere(&cluster).await;
