@@ -2,104 +2,22 @@
 //! loopback: several `app serve --nats` nodes share one log. The three-server NATS cluster
 //! tests (a NATS server killed) live with the cluster harness; these need only one server.
 //!
-//! Skipped, with a note, where `nats-server` is not installed (the test command installs it).
+//! The server is the harness's [`NatsCluster`] of one (standalone); a missing `nats-server`
+//! fails these tests, as it does the harness's (`scripts/ensure-nats-server.sh` installs it).
 
+use crate::support::nats::NatsCluster;
 use crate::support::smtp::SmtpSink;
-use crate::support::{eventually, id_of, token, Api, TestServer, Ws, SOON};
+use crate::support::{eventually, id_of, token, Api, TestServer, Ws};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// One secret for every node: a token from one node is good on the others.
 const SECRET: &str = "cluster-test-secret-0123456789abcdef";
 
-/// A `nats-server -js` on a free loopback port, killed on drop.
-struct Nats {
-    child: Option<Child>,
-    port: u16,
-    store: tempfile::TempDir,
-}
-
-impl Nats {
-    /// `None` (and a note) when `nats-server` is not installed.
-    async fn start() -> Option<Self> {
-        let port = {
-            let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            socket.local_addr().expect("addr").port()
-        };
-        let store = tempfile::tempdir().expect("temp dir");
-        let mut nats = Self {
-            child: None,
-            port,
-            store,
-        };
-        if !nats.spawn() {
-            eprintln!("nats-server is not installed: cluster test skipped");
-            return None;
-        }
-        nats.wait_ready().await;
-        Some(nats)
-    }
-
-    fn spawn(&mut self) -> bool {
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
-            .arg("-sd")
-            .arg(self.store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        match child {
-            Ok(child) => {
-                self.child = Some(child);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = tokio::time::Instant::now() + SOON;
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "nats-server started"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    async fn start_again(&mut self) {
-        assert!(self.spawn(), "nats-server restarts");
-        self.wait_ready().await;
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-async fn node(nats: &Nats, name: &str) -> TestServer {
+async fn node(nats: &NatsCluster, name: &str) -> TestServer {
     TestServer::start_with(
-        &["--nats", &nats.url(), "--node-name", name],
+        &["--nats", &nats.url(0), "--node-name", name],
         &[("APP_JWT_SECRET", SECRET)],
     )
     .await
@@ -139,9 +57,7 @@ async fn events(ws: &mut Ws, n: usize) -> Vec<(u64, String, String)> {
 
 #[tokio::test]
 async fn nodes_share_one_order_of_ids_decide_conflicts_alike_and_resume_across_nodes() {
-    let Some(nats) = Nats::start().await else {
-        return;
-    };
+    let nats = NatsCluster::start(1).await;
     let (mut a, b) = (node(&nats, "a").await, node(&nats, "b").await);
     let admin = a.admin().await;
     let admin_b = on(&b, &admin);
@@ -237,15 +153,13 @@ async fn nodes_share_one_order_of_ids_decide_conflicts_alike_and_resume_across_n
 
 #[tokio::test]
 async fn without_nats_a_node_refuses_writes_with_503_and_keeps_serving_reads() {
-    let Some(mut nats) = Nats::start().await else {
-        return;
-    };
+    let mut nats = NatsCluster::start(1).await;
     let server = node(&nats, "solo").await;
     let admin = server.admin().await;
     let business = admin.create_business("S", "s", "o@example.com").await;
     let (mut ws, _) = dashboard(&server, &admin, None).await;
 
-    nats.kill9();
+    nats.kill9(0);
     let refused = eventually("writes refused without NATS", || async {
         let answer = admin
             .post(
@@ -266,7 +180,7 @@ async fn without_nats_a_node_refuses_writes_with_503_and_keeps_serving_reads() {
     assert_eq!(health["nats"], "disconnected");
 
     // NATS back (same store): writes work again, and the socket opened before goes on.
-    nats.start_again().await;
+    nats.restart(0).await;
     let made = eventually("writes accepted again", || async {
         let answer = admin
             .post(
@@ -294,16 +208,14 @@ async fn without_nats_a_node_refuses_writes_with_503_and_keeps_serving_reads() {
 
 #[tokio::test]
 async fn each_mail_is_sent_by_one_node_only() {
-    let Some(nats) = Nats::start().await else {
-        return;
-    };
+    let nats = NatsCluster::start(1).await;
     let sink = SmtpSink::start().await;
     let url = sink.url();
     // Short claims, so that a node that did not hear of a send would retry within the wait.
     let args = |name: &'static str| {
         [
             "--nats".to_string(),
-            nats.url(),
+            nats.url(0),
             "--node-name".into(),
             name.into(),
             "--smtp-url".into(),

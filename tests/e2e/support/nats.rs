@@ -1,5 +1,5 @@
 //! `NatsCluster`: real `nats-server` processes forming a JetStream cluster on loopback, for the
-//! cluster-mode tests (issue 15). Each server gets free client, cluster and monitoring ports, a
+//! cluster-mode tests (issue 15); a "cluster" of one is a standalone server. Each server gets free client, cluster and monitoring ports, a
 //! config file and a store folder in one temporary folder; `kill9` / `restart` play a crashed
 //! server; drop stops them all and deletes their files. Readiness is read from the monitoring
 //! port (`GET /jsz`), so the harness depends on no NATS client library; [`RawNats`] speaks the
@@ -43,8 +43,8 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
-    /// Starts `size` servers routed to each other and waits until JetStream has a meta leader
-    /// that every server agrees on. A server that exits at once (a port taken between the
+    /// Starts `size` servers routed to each other (one runs standalone) and waits until
+    /// JetStream has a meta leader that every server agrees on. A server that exits at once (a port taken between the
     /// pick and its bind, by a test running alongside) makes it start over on new ports.
     pub async fn start(size: usize) -> Self {
         assert!(size >= 1, "a cluster has at least one server");
@@ -85,16 +85,21 @@ impl NatsCluster {
             let store = dir.path().join(format!("{name}-store"));
             let log = dir.path().join(format!("{name}.log"));
             let config = dir.path().join(format!("{name}.conf"));
-            let text = format!(
+            let mut text = format!(
                 "server_name: \"{name}\"\n\
                  listen: \"127.0.0.1:{client_port}\"\n\
                  http: \"127.0.0.1:{http_port}\"\n\
                  log_file: \"{log}\"\n\
-                 jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 64MB\n  max_file_store: 1GB\n}}\n\
-                 cluster {{\n  name: \"{CLUSTER_NAME}\"\n  listen: \"127.0.0.1:{cluster_port}\"\n  routes: [{routes}]\n}}\n",
+                 jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 64MB\n  max_file_store: 1GB\n}}\n",
                 log = log.display(),
                 store = store.display(),
             );
+            // One server runs standalone, as a single-server deployment does.
+            if size > 1 {
+                text.push_str(&format!(
+                    "cluster {{\n  name: \"{CLUSTER_NAME}\"\n  listen: \"127.0.0.1:{cluster_port}\"\n  routes: [{routes}]\n}}\n"
+                ));
+            }
             std::fs::write(&config, text).expect("write a nats-server config");
             servers.push(NatsServer {
                 name,
@@ -241,6 +246,10 @@ impl NatsCluster {
             let dead = self.exited();
             if !dead.is_empty() {
                 return Err((true, format!("{}\n{}", dead.join("; "), self.log_tails())));
+            }
+            // A standalone server has no meta leader: it is ready once JetStream answers.
+            if self.size() == 1 && self.is_running(0) && self.monitor(0, "/jsz").await.is_some() {
+                return Ok(self.servers[0].name.clone());
             }
             let mut leaders = Vec::new();
             for i in (0..self.size()).filter(|&i| self.is_running(i)) {
