@@ -28,8 +28,8 @@ impl Store {
         if self.cluster_applied()? > 0 || self.next_event_id()? > 1 || self.user_count() > 0 {
             return Err(StoreError::NotWritable(format!(
                 "this data folder holds another history (epoch {}) than the cluster's log \
-                 (epoch {epoch}); give this node an empty --data folder, or seed one from a \
-                 backup of another node (README: Running several nodes)",
+                 (epoch {epoch}); give this node an empty --data folder, from which it \
+                 replays the log (docs/cluster.md)",
                 self.epoch
             )));
         }
