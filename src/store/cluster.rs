@@ -44,7 +44,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::domain::Timestamp;
+    use crate::domain::{EventKind, NewReservation, Timestamp};
     use crate::store::fixtures::{create, stamp, store};
     use crate::store::{Applied, Mutation, StoreError};
     use uuid::Uuid;
@@ -97,6 +97,46 @@ mod tests {
         assert_eq!(one_by_one[0].as_ref().unwrap().0, Uuid::from_u128(2));
         assert_eq!(one_by_one[1].as_ref().unwrap().1, Some(2));
         assert_eq!(one_by_one[2], Err("conflict".to_string()));
+    }
+
+    #[test]
+    fn a_replicated_delete_stamps_its_cancellations_with_the_records_time() {
+        // Every node runs the close steps at its own moment; the events must still be equal.
+        let (_dir, store) = store();
+        let stamp = stamp();
+        let salon = Uuid::from_u128(1);
+        store
+            .apply(&replicated(1, create("salon")), &stamp)
+            .unwrap();
+        let booking = Mutation::CreateReservation {
+            business_id: salon,
+            new: NewReservation {
+                customer_name: "C".into(),
+                customer_email: "c@example.com".into(),
+                starts_at: Timestamp::now().plus_micros(86_400_000_000),
+                service: "cut".into(),
+            },
+        };
+        store.apply(&replicated(2, booking), &stamp).unwrap();
+        let delete = replicated(3, Mutation::DeleteBusiness { id: salon });
+        let Mutation::Replicated { now: asked, .. } = &delete else {
+            unreachable!("a replicated record");
+        };
+        let asked = *asked;
+        store.apply(&delete, &stamp).unwrap();
+        while store.close_step(10, &stamp).unwrap().is_some() {}
+        let newest = store.next_event_id().unwrap() - 1;
+        let closing: Vec<(EventKind, Timestamp)> = (newest - 1..=newest)
+            .map(|id| store.event(id).unwrap().unwrap())
+            .map(|event| (event.kind, event.timestamp))
+            .collect();
+        assert_eq!(
+            closing,
+            [
+                (EventKind::ReservationCancelled, asked),
+                (EventKind::BusinessDeleted, asked)
+            ]
+        );
     }
 
     #[test]
