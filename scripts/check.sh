@@ -2,13 +2,16 @@
 # Every check CI runs (.ci/run calls this): formatting, lints, unit and end-to-end tests of
 # both workspace members (the server `app` and the load generator `app-bench`, bench/), that
 # vendor/warp is upstream plus vendor/warp.patch, headless-browser tests (installs Chromium
-# when missing), and the benchmark smoke run.
+# when missing), and the benchmark smoke run. The cluster-mode e2e tests need `nats-server`:
+# ensure-nats-server.sh installs it when missing and fails the run when it cannot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # CI builds every target once: incremental state would only double target/ on disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+NATS_SERVER_BIN=$(bash scripts/ensure-nats-server.sh)
+export NATS_SERVER_BIN
 cargo test --workspace --locked -- --test-threads 2
 bash scripts/check-vendor.sh
 bash scripts/browser-tests.sh

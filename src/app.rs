@@ -102,6 +102,12 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let mailer = Mailer::from_config(&config)?;
+        // Cluster mode: the log first, since the store takes its epoch.
+        let cluster = match &config.cluster {
+            Some(settings) => Some(crate::cluster::Cluster::connect(settings).await?),
+            None => None,
+        };
+        let log_epoch = cluster.as_ref().map(|c| c.epoch().to_string());
         // Before anything is served: a store sled cannot read, or one behind its outside
         // record, is refused (exit 2), or starts on a new epoch with --accept-data-loss.
         let store = {
@@ -112,8 +118,11 @@ impl Application {
                 config.accept_data_loss,
             );
             let (store, admission) = tokio::task::spawn_blocking(move || {
-                let store = record::open_for_serve(&data, cache, retention, accept)
+                let mut store = record::open_for_serve(&data, cache, retention, accept)
                     .with_context(|| format!("opening the store in {}", data.display()))?;
+                if let Some(epoch) = log_epoch {
+                    store = store.adopt_epoch(&epoch)?;
+                }
                 record::admit(store, &data, accept)
             })
             .await??;
@@ -139,6 +148,16 @@ impl Application {
             Writer::start(store.clone(), stamp, health.clone())?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        if let Some(cluster) = cluster {
+            writer.join_cluster(cluster.clone());
+            tracker.spawn(crate::cluster::follow(
+                cluster.clone(),
+                store.clone(),
+                writer.clone(),
+                shutdown.clone(),
+            ));
+            cluster.caught_up(&shutdown).await;
+        }
         let drainer_watermark = watermark.clone();
         let push_watermark = watermark.clone();
         let (bus, publisher) =
@@ -359,11 +378,12 @@ async fn bootstrap_admin(
         draft.into_new_user(password_hash)
     })
     .await?;
-    writer
-        .create_user(new)
-        .await
-        .context("creating the first super admin")?;
-    Ok(generated.then_some(password.expose().to_string()))
+    match writer.create_user(new).await {
+        Ok(_) => Ok(generated.then_some(password.expose().to_string())),
+        // In a cluster, nodes started together race to create the admin; one wins.
+        Err(crate::store::StoreError::Conflict { .. }) if writer.cluster().is_some() => Ok(None),
+        Err(error) => Err(anyhow::Error::new(error).context("creating the first super admin")),
+    }
 }
 
 /// Prints where the server is and how to log in (stdout: read by people and tests).

@@ -152,6 +152,13 @@ pub struct ServeArgs {
     /// stays lost; prefer `app restore` from a backup.
     #[arg(long)]
     pub accept_data_loss: bool,
+    /// Cluster mode: the NATS servers (comma-separated `nats://host:port`) whose JetStream
+    /// stream orders every change of every node. Without it the node is alone.
+    #[arg(long, env = "APP_NATS", value_name = "URL[,URL...]")]
+    pub nats: Option<String>,
+    /// This node's name in the cluster (in `/healthz` and logs); the host name by default.
+    #[arg(long, env = "APP_NODE_NAME", requires = "nats")]
+    pub node_name: Option<String>,
     /// Database page cache, in MiB.
     /// Public bookings allowed per business per minute, on top of the per-address limit.
     #[arg(

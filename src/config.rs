@@ -128,6 +128,8 @@ pub struct Config {
     pub push: crate::push::PushSettings,
     /// `--reminder-hours` in microseconds; 0: no reminders.
     pub reminder_micros: i64,
+    /// `--nats` / `--node-name`: cluster mode (`crate::cluster`); `None` for a single node.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 impl Config {
@@ -251,6 +253,10 @@ impl Config {
             allowed_hosts: args.allowed_hosts.clone(),
             push: crate::push::PushSettings::from_args(args),
             reminder_micros,
+            cluster: crate::cluster::ClusterSettings::from_flags(
+                args.nats.as_deref(),
+                args.node_name.as_deref(),
+            ),
         })
     }
 

@@ -25,6 +25,7 @@ pub mod backup;
 pub mod bus;
 pub mod cli;
 pub mod client_addr;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod domain;

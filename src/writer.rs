@@ -51,6 +51,9 @@ pub struct Writer {
     queue: mpsc::Sender<Request>,
     durable: Arc<AtomicU64>,
     probe: pace::SharedProbe,
+    /// In cluster mode, where changes go first: the log, which feeds them back through
+    /// [`Writer::enqueue`] in the cluster's order (`crate::cluster`).
+    cluster: Arc<std::sync::OnceLock<crate::cluster::Cluster>>,
 }
 
 /// The durable watermark as the bus and readers see it: the newest event id on disk.
@@ -108,11 +111,13 @@ impl Writer {
             rx: watch_rx,
             now: durable.clone(),
         };
+        let cluster = Arc::default();
         Ok((
             Self {
                 queue,
                 durable,
                 probe,
+                cluster,
             },
             watermark,
             thread,
@@ -149,12 +154,43 @@ impl Writer {
     /// The mutation's own refusal (`NotFound`, `Conflict`), a storage failure (`Flush` when
     /// its batch could not be made durable), or `Closed` during shutdown.
     pub async fn submit(&self, mutation: Mutation) -> Result<Applied, StoreError> {
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.submit(mutation).await;
+        }
         let (reply, rx) = oneshot::channel();
         self.queue
             .send(Request::Apply { mutation, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// From now on, changes go through `cluster`'s log (set once, at start).
+    pub fn join_cluster(&self, cluster: crate::cluster::Cluster) {
+        if self.cluster.set(cluster).is_err() {
+            tracing::warn!("the writer is already in a cluster");
+        }
+    }
+
+    /// The cluster this writer's changes go through, if any.
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.cluster.get()
+    }
+
+    /// Queues `mutation` for the writer thread as it is, answering on `reply`: how the
+    /// cluster's log reaches the store, in log order.
+    ///
+    /// # Errors
+    /// `Closed` when the writer has stopped.
+    pub(crate) async fn enqueue(
+        &self,
+        mutation: Mutation,
+        reply: oneshot::Sender<Result<Applied, StoreError>>,
+    ) -> Result<(), StoreError> {
+        self.queue
+            .send(Request::Apply { mutation, reply })
+            .await
+            .map_err(|_| StoreError::Closed)
     }
 
     /// The same as [`Writer::submit`] for callers outside the async runtime (CLI commands).

@@ -13,6 +13,7 @@
 //! run, as a deployment's SMTP relay would.
 
 mod big_delete;
+mod cluster;
 mod compare;
 mod http;
 mod load;
@@ -154,6 +155,28 @@ pub enum BenchCommand {
         pings: u32,
         #[arg(long, default_value_t = 1_000)]
         interval_ms: u64,
+    },
+    /// Issue 15's row: N sockets spread round-robin over several cluster nodes, events paced
+    /// through the first node, then creates from C clients spread over the nodes.
+    Cluster {
+        /// Every node's base URL, comma-separated (default: `--url` alone). `--url` is the
+        /// node the benchmark logs in through.
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<url::Url>,
+        #[arg(long, default_value_t = 3_000)]
+        sockets: usize,
+        /// Events per second.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        /// Events in total.
+        #[arg(long, default_value_t = 300)]
+        events: u64,
+        /// Creating clients, over all nodes.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds of creates.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
     },
 }
 
@@ -381,6 +404,37 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let outcome =
                 scenarios::ping(&ctx, sockets, pings, Duration::from_millis(interval_ms)).await?;
             outcome.write(&mut table, false);
+            (table, false)
+        }
+        BenchCommand::Cluster {
+            nodes,
+            sockets,
+            rate,
+            events,
+            concurrency,
+            seconds,
+        } => {
+            let nodes = if nodes.is_empty() {
+                vec![server]
+            } else {
+                nodes
+                    .iter()
+                    .map(resolve)
+                    .collect::<anyhow::Result<Vec<_>>>()?
+            };
+            let mut table = Table::new(format!(
+                "app-bench cluster --sockets {sockets} --rate {rate} --events {events} \
+                 --concurrency {concurrency}: {} node(s)",
+                nodes.len()
+            ));
+            let spec = cluster::ClusterSpec {
+                sockets,
+                rate,
+                events,
+                creates_concurrency: concurrency.max(1),
+                creates_for: Duration::from_secs_f64(seconds),
+            };
+            cluster::run(&ctx, &nodes, &spec, &mut table).await?;
             (table, false)
         }
     };

@@ -128,7 +128,7 @@ pub struct Reservation {
 }
 
 /// A validated request to create a user.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewUser {
     pub email: String,
     pub password_hash: String,
@@ -136,7 +136,7 @@ pub struct NewUser {
 }
 
 /// A validated request to create a business.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewBusiness {
     pub name: String,
     pub subdomain: String,
@@ -144,14 +144,14 @@ pub struct NewBusiness {
 }
 
 /// A validated partial update of a business (absent fields stay as they are).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BusinessPatch {
     pub name: Option<String>,
     pub owner_email: Option<String>,
 }
 
 /// A validated booking.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewReservation {
     pub customer_name: String,
     pub customer_email: String,

@@ -35,6 +35,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How long a claim keeps the other nodes of a cluster off a row: longer than any send
+/// takes (lettre's SMTP timeout is 60 s), so a mail goes out twice only when the node that
+/// claimed it died mid-send; the copy carries the same Message-ID.
+const CLUSTER_CLAIM: Duration = Duration::from_secs(90);
+
 /// Rows read per scan; a pass scans again until nothing is due.
 const BATCH_ROWS: usize = 64;
 /// Mails in flight at once. lettre writes a message's end marker as a separate small
@@ -185,6 +190,13 @@ impl Drainer {
     /// were still pending.
     async fn claim(&self, rows: &[OutboxMail]) -> Result<Vec<OutboxMail>, StoreError> {
         let now = Timestamp::now();
+        // In a cluster the claim is what keeps the other nodes off these rows until this
+        // node's "sent" reaches them: it must outlast a send, not only a retry delay.
+        let lease = if self.writer.cluster().is_some() {
+            CLUSTER_CLAIM
+        } else {
+            Duration::ZERO
+        };
         let claims = rows
             .iter()
             .map(|row| {
@@ -193,7 +205,7 @@ impl Drainer {
                     row.attempts.saturating_add(1),
                     rand::random(),
                 );
-                let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
+                let micros = i64::try_from(delay.max(lease).as_micros()).unwrap_or(i64::MAX);
                 (row.id, now.plus_micros(micros))
             })
             .collect();
@@ -243,6 +255,19 @@ impl Drainer {
             return Ok(());
         }
         let count = sent.len() as u64;
+        if self.writer.cluster().is_some() {
+            // Through the log first: the other nodes' copies of these rows stop being due
+            // (mail once across the cluster, API.md "Several nodes").
+            let ids = sent.clone();
+            let told = self
+                .writer
+                .submit(crate::store::Mutation::MailsSent { ids });
+            if let Err(error) = told.await {
+                tracing::warn!(%error, count = sent.len(),
+                    "could not record in the cluster's log that mails were sent; another \
+                     node may send them again once their claim ends");
+            }
+        }
         self.call(move |store| store.mark_mails_sent(&sent, Timestamp::now()))
             .await?;
         self.metrics

@@ -11,6 +11,7 @@
 //! - `keys`: key layouts; [`codec`]: record encoding (the only place bincode appears);
 //! - [`record`]: the outside record (`<data>/state.json`) that tells a damaged store apart.
 
+mod cluster;
 pub mod codec;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -130,6 +131,8 @@ pub(crate) mod meta_keys {
     pub const NEXT_OUTBOX_ID: &[u8] = b"next_outbox_id";
     pub const BUSINESS_COUNT: &[u8] = b"business_count";
     pub const RESERVATION_COUNT: &[u8] = b"reservation_count";
+    /// The newest cluster log sequence applied (cluster mode only).
+    pub const CLUSTER_SEQ: &[u8] = b"cluster_seq";
 }
 
 /// A cheap-to-clone handle on the open database.
@@ -327,10 +330,12 @@ impl Store {
 
     /// Forgets cached users when `mutations` may have changed one (after they committed).
     fn forget_changed_users(&self, mutations: &[Mutation]) {
-        if mutations
-            .iter()
-            .any(|m| matches!(m, Mutation::CreateUser(_) | Mutation::ChangeAccess { .. }))
-        {
+        if mutations.iter().any(|m| {
+            matches!(
+                m.inner(),
+                Mutation::CreateUser(_) | Mutation::ChangeAccess { .. }
+            )
+        }) {
             self.user_cache.clear();
         }
     }

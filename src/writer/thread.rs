@@ -94,11 +94,20 @@ pub(super) fn run(context: Context) {
             }
         };
         let mut next = Some(first);
+        let mut cluster_delete = false;
         while let Some(request) = next.take() {
             match request {
                 Request::Apply { mutation, reply } => {
+                    // In a cluster a delete's cancellations must take the same ids on every
+                    // node: its batch ends with it, and the delete runs to its end before
+                    // the next record (below).
+                    let ends_batch = replicated_delete(&mutation);
+                    cluster_delete |= ends_batch;
                     mutations.push(mutation);
                     replies.push(reply);
+                    if ends_batch {
+                        break;
+                    }
                 }
                 Request::Stop => {
                     stopping = true;
@@ -119,7 +128,7 @@ pub(super) fn run(context: Context) {
             } else {
                 closing |= mutations
                     .iter()
-                    .any(|m| matches!(m, Mutation::DeleteBusiness { .. }));
+                    .any(|m| matches!(m.inner(), Mutation::DeleteBusiness { .. }));
                 commit_batch(
                     &store,
                     &stamp,
@@ -138,8 +147,13 @@ pub(super) fn run(context: Context) {
         if stopping || health.is_degraded() {
             continue;
         }
-        if closing && pace.ready() {
+        // A delete that came through the cluster's log runs to its end before the next record,
+        // so its cancellations take the same ids on every node; it is not paced.
+        if closing && (cluster_delete || pace.ready()) {
             (closing, purging) = closer.step(purging);
+            while cluster_delete && closing && !health.is_degraded() {
+                (closing, purging) = closer.step(purging);
+            }
         } else if purging {
             purging = purge_step(&store, &health);
         }
@@ -156,6 +170,12 @@ pub(super) fn run(context: Context) {
         tracing::error!(%error, "final flush failed");
     }
     tracing::debug!("writer stopped");
+}
+
+/// Whether `mutation` is a delete read from the cluster's log.
+fn replicated_delete(mutation: &Mutation) -> bool {
+    matches!(mutation, Mutation::Replicated { .. })
+        && matches!(mutation.inner(), Mutation::DeleteBusiness { .. })
 }
 
 /// Removes one chunk of a deleted business's reservations; returns whether more remain.

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cluster;
 mod disk_full;
 mod hostile;
 mod in_process;
@@ -25,3 +26,5 @@ mod rest_reservations;
 mod rest_support;
 mod sessions;
 mod storage;
+// Issue 15: three app nodes over three NATS servers (support::cluster, support::nats).
+mod cluster_proof;

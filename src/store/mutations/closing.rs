@@ -134,7 +134,13 @@ impl Store {
             }
             last = Some(key.to_vec());
         }
-        let now = Timestamp::now();
+        // A cluster's replica stamps the delete's record time, which every node shares (the
+        // ids and order already are); a single node, the time of each step.
+        let now = if self.cluster_applied()? > 0 {
+            closing.since
+        } else {
+            Timestamp::now()
+        };
         let capacity = self.log_capacity;
         let (newest_event, deleted) = self.trees.transact(|tx| {
             let record = tx.stored_business(business_id)?;

@@ -40,7 +40,7 @@ use tx::TxResult;
 use uuid::Uuid;
 
 /// A change the writer applies.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Mutation {
     CreateUser(NewUser),
     /// A new password or disabled flag; revokes the user's older tokens.
@@ -77,6 +77,31 @@ pub enum Mutation {
     ClaimMails {
         claims: Vec<(u64, Timestamp)>,
     },
+    /// Cluster mode: the mails of these outbox rows were accepted by the SMTP server (on the
+    /// node that claimed them), so no node sends them again. A single node moves sent rows
+    /// itself (`Store::mark_mails_sent`).
+    MailsSent {
+        ids: Vec<u64>,
+    },
+    /// A mutation read from the cluster's log (`crate::cluster`): the clock and the new id
+    /// were chosen by the node that published it, so every node applies it alike, and `seq`
+    /// (its place in the log) is stored in the same transaction as its effects.
+    Replicated {
+        seq: u64,
+        now: Timestamp,
+        new_id: Uuid,
+        inner: Box<Mutation>,
+    },
+}
+
+impl Mutation {
+    /// The change itself, without the cluster's wrapping.
+    pub fn inner(&self) -> &Mutation {
+        match self {
+            Mutation::Replicated { inner, .. } => inner.inner(),
+            other => other,
+        }
+    }
 }
 
 /// What a mutation produced.
@@ -170,7 +195,18 @@ enum Prepared<'a> {
         user_id: Uuid,
         up_to: u64,
     },
-    ClaimMails(&'a [(u64, Timestamp)]),
+    ClaimMails {
+        claims: &'a [(u64, Timestamp)],
+        now: Timestamp,
+    },
+    MailsSent {
+        ids: &'a [u64],
+        now: Timestamp,
+    },
+    Replicated {
+        seq: u64,
+        inner: Box<Prepared<'a>>,
+    },
 }
 
 /// One mutation's result: what it produced and the id of the event it appended, if any.
@@ -178,10 +214,15 @@ pub type Outcome = Result<(Applied, Option<u64>), StoreError>;
 
 /// Decides everything a mutation needs before its transaction.
 fn prepare(mutation: &Mutation) -> Prepared<'_> {
-    let now = Timestamp::now();
+    prepare_with(mutation, Timestamp::now(), Uuid::new_v4())
+}
+
+/// [`prepare`] with the clock and the one new id a mutation may take given: chosen here on
+/// a single node, carried by the record in a cluster.
+fn prepare_with(mutation: &Mutation, now: Timestamp, new_id: Uuid) -> Prepared<'_> {
     match mutation {
         Mutation::CreateUser(new) => Prepared::CreateUser(User {
-            id: Uuid::new_v4(),
+            id: new_id,
             email: new.email.clone(),
             role: new.role,
             password_hash: new.password_hash.clone(),
@@ -190,11 +231,11 @@ fn prepare(mutation: &Mutation) -> Prepared<'_> {
         Mutation::ChangeAccess { who, change } => Prepared::ChangeAccess { who, change },
         Mutation::Session(mutation) => Prepared::Session {
             mutation,
-            family: Uuid::new_v4(),
+            family: new_id,
             now,
         },
         Mutation::CreateBusiness(new) => Prepared::CreateBusiness(Business {
-            id: Uuid::new_v4(),
+            id: new_id,
             name: new.name.clone(),
             subdomain: new.subdomain.clone(),
             owner_email: new.owner_email.clone(),
@@ -209,7 +250,7 @@ fn prepare(mutation: &Mutation) -> Prepared<'_> {
         Mutation::DeleteBusiness { id } => Prepared::DeleteBusiness { id: *id, now },
         Mutation::CreateReservation { business_id, new } => {
             Prepared::CreateReservation(Reservation {
-                id: Uuid::new_v4(),
+                id: new_id,
                 business_id: *business_id,
                 customer_name: new.customer_name.clone(),
                 customer_email: new.customer_email.clone(),
@@ -231,7 +272,17 @@ fn prepare(mutation: &Mutation) -> Prepared<'_> {
             user_id: *user_id,
             up_to: *up_to,
         },
-        Mutation::ClaimMails { claims } => Prepared::ClaimMails(claims),
+        Mutation::ClaimMails { claims } => Prepared::ClaimMails { claims, now },
+        Mutation::MailsSent { ids } => Prepared::MailsSent { ids, now },
+        Mutation::Replicated {
+            seq,
+            now,
+            new_id,
+            inner,
+        } => Prepared::Replicated {
+            seq: *seq,
+            inner: Box::new(prepare_with(inner, *now, *new_id)),
+        },
     }
 }
 
@@ -266,7 +317,14 @@ impl Tx<'_> {
                 now,
             } => self.cancel_reservation(*business_id, *reservation_id, *now, stamp, capacity),
             Prepared::MarkRead { user_id, up_to } => self.mark_read(*user_id, *up_to),
-            Prepared::ClaimMails(claims) => self.claim_mails(claims),
+            Prepared::ClaimMails { claims, now } => self.claim_mails(claims, *now),
+            Prepared::MailsSent { ids, now } => self.mails_sent(ids, *now),
+            Prepared::Replicated { seq, inner } => {
+                let outcome = self.apply(inner, stamp, capacity)?;
+                self.meta
+                    .insert(super::meta_keys::CLUSTER_SEQ, super::codec::encode(seq))?;
+                Ok(outcome)
+            }
         }
     }
 }

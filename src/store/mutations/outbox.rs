@@ -15,6 +15,7 @@ impl Tx<'_> {
     pub(super) fn claim_mails(
         &self,
         claims: &[(u64, Timestamp)],
+        now: Timestamp,
     ) -> TxResult<(Applied, Option<u64>)> {
         let mut claimed = Vec::with_capacity(claims.len());
         for (id, until) in claims {
@@ -23,7 +24,9 @@ impl Tx<'_> {
                 continue;
             };
             let mut row: OutboxMail = tx_decode("outbox", &bytes)?;
-            if row.status != OutboxStatus::Pending {
+            // A row claimed meanwhile (by another node of a cluster, whose claims go through
+            // the same log) is no longer due: the first claim in log order wins everywhere.
+            if row.status != OutboxStatus::Pending || row.next_attempt_at > now {
                 continue;
             }
             self.outbox_due.remove(&due_key(row.next_attempt_at, *id))?;
@@ -33,5 +36,31 @@ impl Tx<'_> {
             claimed.push(row);
         }
         Ok((Applied::Claimed(claimed), None))
+    }
+
+    /// Marks the rows `ids` sent at `now` and takes them out of the due index, so no node of
+    /// a cluster sends them again; answers with the rows marked. The row stays in `outbox`
+    /// (the sent tree is outside transactions); the sending node moves it there itself.
+    pub(super) fn mails_sent(
+        &self,
+        ids: &[u64],
+        now: Timestamp,
+    ) -> TxResult<(Applied, Option<u64>)> {
+        let mut marked = Vec::with_capacity(ids.len());
+        for id in ids {
+            let key = u64_key(*id);
+            let Some(bytes) = self.outbox.get(key)? else {
+                continue;
+            };
+            let mut row: OutboxMail = tx_decode("outbox", &bytes)?;
+            if row.status == OutboxStatus::Pending {
+                self.outbox_due.remove(&due_key(row.next_attempt_at, *id))?;
+            }
+            row.status = OutboxStatus::Sent;
+            row.sent_at = Some(now);
+            self.outbox.insert(&key, codec::encode(&row))?;
+            marked.push(row);
+        }
+        Ok((Applied::Claimed(marked), None))
     }
 }

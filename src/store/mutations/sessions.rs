@@ -18,7 +18,7 @@ use crate::store::{codec, StoreError};
 use uuid::Uuid;
 
 /// A change to sessions, as the writer receives it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum SessionMutation {
     /// A login: a new family whose first token is `token`, for a user still at `generation`
     /// (refused with `NotFound("user")` if the user changed since the password was checked).
@@ -64,14 +64,14 @@ pub enum SessionApplied {
 }
 
 /// Whom a change of access names: REST routes know the id, the CLI the email.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum UserRef {
     Id(Uuid),
     Email(String),
 }
 
 /// A change of a user's access; each raises the generation when it changes anything.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum AccessChange {
     /// A new argon2 hash.
     Password(String),

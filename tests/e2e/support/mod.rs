@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod nats;
 pub mod push;
 pub mod server;
 pub mod smtp;
