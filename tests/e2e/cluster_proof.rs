@@ -9,13 +9,15 @@
 //! and JetStream keeps a leader and takes writes with one server killed. They need only
 //! `nats-server` (scripts/ensure-nats-server.sh installs it).
 
-use crate::support::cluster::{eventually_within, AppCluster, CLUSTER_SOON};
+use crate::support::cluster::{AppCluster, CLUSTER_SOON};
 use crate::support::nats::{NatsCluster, RawNats, LEADER_WITHIN};
-use crate::support::smtp::{ReceivedMail, SmtpSink};
-use crate::support::{business_of, id_of, token, Answer, Api, TestServer, Ws, WsEvent};
+use crate::support::smtp::{by_message_id, SmtpSink};
+use crate::support::{
+    business_of, eventually_within, id_of, token, Answer, Api, TestServer, Ws, WsEvent,
+};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// Events the late node finds in the stream before it starts (the 10 000). Written
@@ -495,14 +497,6 @@ async fn each_mail_arrives_once_by_message_id_however_many_nodes_drain_the_outbo
         )
         .await;
     }
-}
-
-fn by_message_id(mails: &[ReceivedMail]) -> BTreeMap<String, Vec<&ReceivedMail>> {
-    let mut groups: BTreeMap<String, Vec<&ReceivedMail>> = BTreeMap::new();
-    for mail in mails {
-        groups.entry(mail.message_id()).or_default().push(mail);
-    }
-    groups
 }
 
 #[tokio::test]

@@ -3,10 +3,10 @@
 //! written with its cause, deleted from the queue only after the server took it, and a resend
 //! carries the Message-ID of its first try.
 
-use crate::support::smtp::{MimeEntity, ReceivedMail, SmtpMode, SmtpSink};
+use crate::support::smtp::{by_message_id, MimeEntity, ReceivedMail, SmtpMode, SmtpSink};
 use crate::support::{eventually, metric, Api, TestServer};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -293,15 +293,6 @@ async fn mails_written_while_smtp_is_down_arrive_exactly_once_when_it_is_back() 
         .collect();
     assert_eq!(recipients, owners);
     assert_eq!(metric(&server.base, "app_outbox_failed_total").await, 0);
-}
-
-/// The mails grouped by Message-ID.
-fn by_message_id(mails: &[ReceivedMail]) -> BTreeMap<String, Vec<&ReceivedMail>> {
-    let mut groups: BTreeMap<String, Vec<&ReceivedMail>> = BTreeMap::new();
-    for mail in mails {
-        groups.entry(mail.message_id()).or_default().push(mail);
-    }
-    groups
 }
 
 /// Invariant 4 under SIGKILL: every mail of every stored change arrives, and a mail sent

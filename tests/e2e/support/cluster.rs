@@ -89,7 +89,7 @@ impl AppCluster {
 
     /// Waits until every running node named in `nodes` has applied at least `id`.
     pub async fn wait_applied(&self, nodes: &[usize], id: u64, within: Duration) {
-        eventually_within(&format!("nodes {nodes:?} applied {id}"), within, || async {
+        super::eventually_within(&format!("nodes {nodes:?} applied {id}"), within, || async {
             for &i in nodes {
                 if self.applied(i).await.is_none_or(|applied| applied < id) {
                     return None;
@@ -112,24 +112,5 @@ impl AppCluster {
             Some(token) => other.with_token(token),
             None => other,
         }
-    }
-}
-
-/// Like [`super::eventually`], with an explicit deadline.
-pub async fn eventually_within<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -212,19 +212,28 @@ impl Api {
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after [`SOON`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + SOON;
+    eventually_within(what, SOON, check).await
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics with `what` after `within`.
+pub async fn eventually_within<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         if let Some(value) = check().await {
             return value;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
+            "timed out after {within:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

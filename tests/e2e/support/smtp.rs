@@ -455,3 +455,15 @@ pub fn decode_quoted_printable(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// The mails grouped by Message-ID (a mail sent twice shows as a group of two).
+pub fn by_message_id(
+    mails: &[ReceivedMail],
+) -> std::collections::BTreeMap<String, Vec<&ReceivedMail>> {
+    let mut groups: std::collections::BTreeMap<String, Vec<&ReceivedMail>> =
+        std::collections::BTreeMap::new();
+    for mail in mails {
+        groups.entry(mail.message_id()).or_default().push(mail);
+    }
+    groups
+}
