@@ -65,6 +65,14 @@ pub(super) fn run(context: Context) {
         watermark: &watermark,
         health: &health,
     };
+    // A replica stopped between two steps of a delete read from the cluster's log finishes it
+    // before it takes the next record, as the nodes that did not stop did: otherwise the
+    // records after the delete would take ids among its cancellations on this node only.
+    if closing && store.cluster_applied().unwrap_or(0) > 0 {
+        while closing && !health.is_degraded() {
+            (closing, purging) = closer.step(purging);
+        }
+    }
     while !stopping {
         let first = if (purging || closing) && !health.is_degraded() {
             match queue.try_recv() {
