@@ -107,7 +107,7 @@ impl Application {
             Some(settings) => Some(crate::cluster::Cluster::connect(settings).await?),
             None => None,
         };
-        let log_epoch = cluster.as_ref().map(|c| c.epoch().to_string());
+        let log = cluster.as_ref().map(|c| (c.epoch().to_string(), c.first()));
         // Before anything is served: a store sled cannot read, or one behind its outside
         // record, is refused (exit 2), or starts on a new epoch with --accept-data-loss.
         let store = {
@@ -120,7 +120,9 @@ impl Application {
             let (store, admission) = tokio::task::spawn_blocking(move || {
                 let mut store = record::open_for_serve(&data, cache, retention, accept)
                     .with_context(|| format!("opening the store in {}", data.display()))?;
-                if let Some(epoch) = log_epoch {
+                if let Some((epoch, first)) = log {
+                    // Behind the log's retention first: the fix for both is a seeded folder.
+                    crate::cluster::check_reachable(store.cluster_applied()?, first)?;
                     store = store.adopt_epoch(&epoch)?;
                 }
                 record::admit(store, &data, accept)

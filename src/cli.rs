@@ -58,6 +58,11 @@ pub struct BackupArgs {
 pub struct RestoreArgs {
     /// The backup file to restore (verified completely before anything is written).
     pub file: PathBuf,
+    /// Seed a cluster node: keep the backup's epoch and its position in the cluster's log,
+    /// so that a node started on the folder with `--nats` replays the log from there. Only
+    /// for a backup taken from a cluster node.
+    #[arg(long)]
+    pub replica: bool,
     #[command(flatten)]
     pub data: TargetArgs,
 }
@@ -159,6 +164,17 @@ pub struct ServeArgs {
     /// This node's name in the cluster (in `/healthz` and logs); the host name by default.
     #[arg(long, env = "APP_NODE_NAME", requires = "nats")]
     pub node_name: Option<String>,
+    /// Cluster mode: how many days the log keeps a record (fractions allowed). Without it a
+    /// new log keeps everything and an existing one keeps its setting. A node that falls
+    /// further behind is seeded from another node's backup (`app restore --replica`).
+    #[arg(
+        long,
+        env = "APP_NATS_KEEP_DAYS",
+        requires = "nats",
+        value_name = "DAYS",
+        allow_negative_numbers = true
+    )]
+    pub nats_keep_days: Option<f64>,
     /// Database page cache, in MiB.
     /// Public bookings allowed per business per minute, on top of the per-address limit.
     #[arg(

@@ -54,6 +54,30 @@ pub enum ConfigError {
          (fractions such as 0.5 are allowed, down to a microsecond)"
     )]
     ReminderHours(f64),
+    #[error(
+        "--nats-keep-days {0} is not a number of days above 0 and up to {MAX_NATS_KEEP_DAYS} \
+         (fractions such as 0.5 are allowed)"
+    )]
+    NatsKeepDays(f64),
+}
+
+/// The longest `--nats-keep-days`: ten years.
+pub const MAX_NATS_KEEP_DAYS: f64 = 3650.0;
+
+/// `--nats-keep-days` as a duration; refuses 0 (which JetStream reads as "forever"), negative,
+/// non-finite and over-ten-years values, and one under a second.
+///
+/// # Errors
+/// [`ConfigError::NatsKeepDays`].
+pub fn nats_keep(days: f64) -> Result<Duration, ConfigError> {
+    if !days.is_finite() || days <= 0.0 || days > MAX_NATS_KEEP_DAYS {
+        return Err(ConfigError::NatsKeepDays(days));
+    }
+    let keep = Duration::from_secs_f64(days * 86_400.0);
+    if keep < Duration::from_secs(1) {
+        return Err(ConfigError::NatsKeepDays(days));
+    }
+    Ok(keep)
 }
 
 /// The longest `--reminder-hours`: a year. Beyond it a typo (hours meant as minutes, an
@@ -208,6 +232,7 @@ impl Config {
         let trusted_proxies =
             TrustedProxies::parse(args.trusted_proxies.iter().map(String::as_str))?;
         let reminder_micros = reminder_micros(args.reminder_hours)?;
+        let nats_keep = args.nats_keep_days.map(nats_keep).transpose()?;
         Ok(Self {
             addr,
             data_dir,
@@ -256,6 +281,7 @@ impl Config {
             cluster: crate::cluster::ClusterSettings::from_flags(
                 args.nats.as_deref(),
                 args.node_name.as_deref(),
+                nats_keep,
             ),
         })
     }
@@ -408,6 +434,21 @@ mod tests {
         for bad in [-1.0, -0.0001, f64::NAN, f64::INFINITY, 8760.5, 1e300, 1e-12] {
             let error = reminder_micros(bad).unwrap_err().to_string();
             assert!(error.starts_with("--reminder-hours"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn nats_keep_days_take_fractions_and_refuse_forever_by_accident() {
+        assert_eq!(nats_keep(7.0).unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(nats_keep(0.5).unwrap(), Duration::from_secs(43_200));
+        assert_eq!(
+            nats_keep(MAX_NATS_KEEP_DAYS).unwrap(),
+            Duration::from_secs(3650 * 86_400)
+        );
+        // 0 would be JetStream's "forever"; under a second rounds to it.
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 3650.5, 1e-9] {
+            let error = nats_keep(bad).unwrap_err().to_string();
+            assert!(error.starts_with("--nats-keep-days"), "{bad}: {error}");
         }
     }
 

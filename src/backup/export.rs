@@ -35,6 +35,7 @@ pub fn export<W: Write>(store: &Store, data: &Path, out: W) -> Result<(W, Header
         next_outbox_id: position.outbox_id + 1,
         source_epoch: position.epoch,
         schema_version: SCHEMA_VERSION,
+        cluster_seq: Some(store.cluster_applied()?).filter(|seq| *seq > 0),
     };
     let mut writer = BackupWriter::new(out, &header)?;
     for name in SECRET_FILES {
@@ -60,6 +61,23 @@ pub fn export<W: Write>(store: &Store, data: &Path, out: W) -> Result<(W, Header
             user_id: uuid("user_access", &key)?,
             access: decode("user_access", &value)?,
         })?;
+    }
+    // A replica must start from everything the other nodes hold, sessions included.
+    if header.cluster_seq.is_some() {
+        for entry in trees.refresh_families.iter() {
+            let (key, value) = entry?;
+            writer.record(&Record::RefreshFamily {
+                id: uuid("refresh_families", &key)?,
+                family: decode("refresh_families", &value)?,
+            })?;
+        }
+        for entry in trees.refresh_tokens.iter() {
+            let (key, value) = entry?;
+            writer.record(&Record::RefreshToken {
+                hash: base64::engine::general_purpose::STANDARD.encode(&key),
+                token: decode("refresh_tokens", &value)?,
+            })?;
+        }
     }
     for entry in trees.receipts.iter() {
         let (key, value) = entry?;

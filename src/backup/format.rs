@@ -11,7 +11,7 @@
 //! is the point of a format that is also our way off the storage engine; the size costs
 //! about twice a binary encoding and compresses well; and it streams, line by line, both ways.
 
-use crate::domain::session::AccessState;
+use crate::domain::session::{AccessState, RefreshFamily, RefreshToken};
 use crate::domain::{
     Business, Event, OutboxMail, OutboxPush, PushSubscription, Reservation, Timestamp, User,
 };
@@ -23,9 +23,11 @@ use uuid::Uuid;
 /// The `format` field of every header.
 pub const FORMAT_NAME: &str = "app-backup";
 /// The layout this build writes. It reads every version from 1 up to this one: version 2
-/// added the `push_subscription` and `push_outbox` records, version 3 the `closing` record;
+/// added the `push_subscription` and `push_outbox` records, version 3 the `closing` record,
+/// version 4 the header's `cluster_seq` and the `refresh_family` and `refresh_token` records
+/// (in a cluster node's backup only);
 /// an older file is a newer one without them.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Why a backup file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,11 @@ pub struct Header {
     pub source_epoch: String,
     /// The store schema the records come from.
     pub schema_version: u64,
+    /// A cluster node's backup (version 4): the newest record of the cluster's log its store
+    /// had applied. `app restore --replica` keeps it, and the epoch, so that a node started
+    /// on the restored folder replays the log from the next record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_seq: Option<u64>,
 }
 
 /// One record: a row of a primary tree in its wire form. Indexes and counters are not
@@ -125,6 +132,18 @@ pub enum Record {
     /// The push waiting for a subscription (version 2).
     PushOutbox {
         push: OutboxPush,
+    },
+    /// A login's chain of refresh tokens (version 4, a cluster node's backup only: a replica
+    /// must hold what the other nodes hold; a plain restore signs everyone out instead).
+    RefreshFamily {
+        id: Uuid,
+        family: RefreshFamily,
+    },
+    /// A refresh token ever issued, by its SHA-256 (base64), kept so that a reuse is
+    /// recognised (version 4, a cluster node's backup only).
+    RefreshToken {
+        hash: String,
+        token: RefreshToken,
     },
     /// A business whose deletion was under way (version 3): the restored server finishes it,
     /// cancelling each of its bookings still confirmed and starting after `since`.
@@ -283,6 +302,7 @@ mod tests {
             next_outbox_id: 1,
             source_epoch: "e".into(),
             schema_version: 2,
+            cluster_seq: None,
         }
     }
 

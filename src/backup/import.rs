@@ -19,12 +19,24 @@ use uuid::Uuid;
 /// Rebuilds counters while records arrive.
 #[derive(Default)]
 pub struct Importer {
+    /// `app restore --replica`: the store becomes a replica of the cluster's log at the
+    /// backup's position, so it takes what every node holds (sessions) and leaves what was
+    /// the source node's own (its browsers' push subscriptions, which that node serves).
+    replica: bool,
     businesses: u64,
     reservations: u64,
     per_business: HashMap<Uuid, u64>,
 }
 
 impl Importer {
+    /// An importer for a plain restore, or with `replica` for `app restore --replica`.
+    pub fn new(replica: bool) -> Self {
+        Self {
+            replica,
+            ..Self::default()
+        }
+    }
+
     /// Writes one record into `store` (and its secret files into `data`).
     ///
     /// # Errors
@@ -99,6 +111,27 @@ impl Importer {
                 }
                 t.outbox.insert(u64_key(mail.id), codec::encode(&mail))?;
             }
+            Record::RefreshFamily { id, family } => {
+                if self.replica {
+                    t.refresh_families
+                        .insert(id.as_bytes(), codec::encode(&family))?;
+                }
+            }
+            Record::RefreshToken { hash, token } => {
+                if self.replica {
+                    let hash = base64::engine::general_purpose::STANDARD
+                        .decode(hash.as_bytes())
+                        .ok()
+                        .filter(|bytes| bytes.len() == 32)
+                        .ok_or_else(|| {
+                            BackupError::Refused(format!(
+                                "a refresh token's hash {hash:?} is not 32 bytes of base64"
+                            ))
+                        })?;
+                    t.refresh_tokens.insert(hash, codec::encode(&token))?;
+                }
+            }
+            Record::PushSubscription { .. } | Record::PushOutbox { .. } if self.replica => {}
             Record::PushSubscription { subscription } => {
                 let key = crate::store::push::owner_key(&subscription);
                 let mut owners: Vec<Uuid> = match t.push_owners.get(&key)? {

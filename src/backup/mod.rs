@@ -118,6 +118,15 @@ pub fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
     // Verify the whole file before touching anything.
     let (header, records) = http::verify_file(&args.file)
         .with_context(|| format!("{} cannot be restored", args.file.display()))?;
+    let replica = match (args.replica, header.cluster_seq) {
+        (false, _) => None,
+        (true, Some(seq)) => Some((header.source_epoch.clone(), seq)),
+        (true, None) => bail!(
+            "{} was not taken from a cluster node, so it cannot seed one (--replica); \
+             nothing was written",
+            args.file.display()
+        ),
+    };
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -139,14 +148,22 @@ pub fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    let filled = fill(&args.file, dir);
+    let filled = fill(&args.file, dir, replica.clone());
     match filled {
         Ok(epoch) => {
-            println!(
-                "restored {records} records as of event {} into {} (new epoch {epoch})",
-                header.event_id,
-                dir.display()
-            );
+            match replica {
+                Some((_, seq)) => println!(
+                    "restored {records} records as of event {} into {} as a replica of the \
+                     cluster's log (epoch {epoch}, record {seq}): start a node on it with --nats",
+                    header.event_id,
+                    dir.display()
+                ),
+                None => println!(
+                    "restored {records} records as of event {} into {} (new epoch {epoch})",
+                    header.event_id,
+                    dir.display()
+                ),
+            }
             Ok(())
         }
         Err(error) => {
@@ -162,13 +179,17 @@ pub fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Fills the empty folder `dir` from `file`; returns the new epoch.
-fn fill(file: &Path, dir: &Path) -> anyhow::Result<String> {
-    let store = open(dir)?;
-    let mut importer = import::Importer::default();
+/// Fills the empty folder `dir` from `file`; returns the store's epoch: a new one, or with
+/// `replica` the cluster log's epoch and position the backup was taken at.
+fn fill(file: &Path, dir: &Path, replica: Option<(String, u64)>) -> anyhow::Result<String> {
+    let mut store = open(dir)?;
+    let mut importer = import::Importer::new(replica.is_some());
     let input = std::io::BufReader::new(std::fs::File::open(file)?);
     let header = format::read(input, |record| importer.apply(&store, dir, record))?;
     importer.finish(&store, &header)?;
+    if let Some((epoch, seq)) = replica {
+        store = store.seed_replica(&epoch, seq)?;
+    }
     record::write(dir, &store.durable_position()?)?;
     sync_dir(dir)?;
     Ok(store.epoch().to_string())

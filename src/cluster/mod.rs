@@ -48,12 +48,19 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 pub struct ClusterSettings {
     pub urls: Vec<String>,
     pub node: String,
+    /// `--nats-keep-days`: how long the log keeps a record; `None` leaves an existing log's
+    /// setting alone (a new log keeps everything).
+    pub keep: Option<Duration>,
 }
 
 impl ClusterSettings {
     /// Cluster mode when `--nats` names at least one server; the node's name defaults to the
     /// host's.
-    pub fn from_flags(nats: Option<&str>, node: Option<&str>) -> Option<Self> {
+    pub fn from_flags(
+        nats: Option<&str>,
+        node: Option<&str>,
+        keep: Option<Duration>,
+    ) -> Option<Self> {
         let urls: Vec<String> = nats?
             .split(',')
             .map(str::trim)
@@ -69,7 +76,7 @@ impl ClusterSettings {
             .map(String::from)
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "node".to_string());
-        Some(Self { urls, node })
+        Some(Self { urls, node, keep })
     }
 }
 
@@ -80,8 +87,16 @@ pub enum ClusterError {
     Connect { urls: String, cause: String },
     #[error("cannot open the JetStream stream {STREAM}: {0}")]
     Stream(String),
-    #[error("the stream {STREAM} does not start with an epoch record: {0}")]
+    #[error("the stream {STREAM} names no epoch: {0}")]
     Epoch(String),
+    #[error(
+        "this node has applied the cluster's log up to record {applied}, but the log now starts \
+         at record {first}: the records between were dropped by its retention \
+         (--nats-keep-days). Seed this node from a backup of another node: `app backup FILE` \
+         against a running node, then `app restore FILE --data NEW_DIR --replica` into a new, \
+         empty folder, and start this node on it (docs/cluster.md)"
+    )]
+    Behind { applied: u64, first: u64 },
 }
 
 type Reply = oneshot::Sender<Result<Applied, StoreError>>;
@@ -97,6 +112,8 @@ struct Inner {
     client: async_nats::Client,
     js: jetstream::Context,
     epoch: String,
+    /// The oldest record the log held when this node joined.
+    first: u64,
     /// Publishers waiting for their record to be applied here, by record id.
     waiting: Mutex<HashMap<Uuid, Reply>>,
     /// The newest log sequence this node's writer has applied (or refused).
@@ -138,8 +155,8 @@ impl Cluster {
         let mut js = jetstream::new(client.clone());
         js.set_timeout(PUBLISH_TIMEOUT);
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        let (epoch, newest) = loop {
-            match open_log(&js).await {
+        let log = loop {
+            match open_log(&js, settings.keep).await {
                 Ok(found) => break found,
                 Err(error) if tokio::time::Instant::now() < deadline => {
                     tracing::info!(%error, "waiting for the JetStream stream");
@@ -148,13 +165,19 @@ impl Cluster {
                 Err(error) => return Err(error),
             }
         };
-        tracing::info!(node = %settings.node, %epoch, newest, "joined the cluster's log");
+        let Log {
+            epoch,
+            newest,
+            first,
+        } = log;
+        tracing::info!(node = %settings.node, %epoch, first, newest, "joined the cluster's log");
         Ok(Self {
             inner: Arc::new(Inner {
                 node: settings.node.clone(),
                 client,
                 js,
                 epoch,
+                first,
                 waiting: Mutex::new(HashMap::new()),
                 applied: AtomicU64::new(0),
                 newest: AtomicU64::new(newest),
@@ -165,6 +188,12 @@ impl Cluster {
     /// The log's epoch: every node's store takes it.
     pub fn epoch(&self) -> &str {
         &self.inner.epoch
+    }
+
+    /// The oldest record the log held when this node joined: a store that has not applied
+    /// the one before it cannot follow the log (`check_reachable`).
+    pub fn first(&self) -> u64 {
+        self.inner.first
     }
 
     /// This node's name.
@@ -281,15 +310,40 @@ fn unknown(why: &str) -> StoreError {
     StoreError::Flush(Arc::new(sled::Error::Io(cause)))
 }
 
-/// Opens (or creates) the stream and returns its epoch and newest sequence.
-async fn open_log(js: &jetstream::Context) -> Result<(String, u64), ClusterError> {
+/// What a node learns of the log when it joins.
+struct Log {
+    epoch: String,
+    /// The newest record's sequence (0: none).
+    newest: u64,
+    /// The oldest record the stream still holds (older ones were dropped by its retention).
+    first: u64,
+}
+
+/// The stream's description, which names the epoch so that a node can learn it once the
+/// epoch record itself has aged out of a log with a retention.
+fn description(epoch: &str) -> String {
+    format!("app cluster log, epoch {epoch}")
+}
+
+/// The epoch a stream's description names.
+fn epoch_described(description: Option<&str>) -> Option<String> {
+    description?
+        .strip_prefix("app cluster log, epoch ")
+        .map(str::trim)
+        .filter(|epoch| !epoch.is_empty())
+        .map(String::from)
+}
+
+/// Opens (or creates) the stream, applies `keep` (`--nats-keep-days`), and reads its epoch
+/// and extent.
+async fn open_log(js: &jetstream::Context, keep: Option<Duration>) -> Result<Log, ClusterError> {
     let stream_error = |e: &dyn std::fmt::Display| ClusterError::Stream(e.to_string());
     let mut last_error = None;
     let mut opened = None;
     // As many copies as the NATS cluster allows, up to three: a single server refuses more
     // than one.
     for replicas in [3, 2, 1] {
-        let config = stream::Config {
+        let mut config = stream::Config {
             name: STREAM.to_string(),
             subjects: vec![SUBJECT.to_string()],
             storage: stream::StorageType::File,
@@ -297,6 +351,7 @@ async fn open_log(js: &jetstream::Context) -> Result<(String, u64), ClusterError
             duplicate_window: DUPLICATE_WINDOW,
             ..Default::default()
         };
+        retain(&mut config, keep);
         match js.get_or_create_stream(config).await {
             Ok(stream) => {
                 opened = Some(stream);
@@ -308,7 +363,7 @@ async fn open_log(js: &jetstream::Context) -> Result<(String, u64), ClusterError
     let Some(mut stream) = opened else {
         return Err(ClusterError::Stream(last_error.unwrap_or_default()));
     };
-    let info = stream.info().await.map_err(|e| stream_error(&e))?;
+    let info = stream.info().await.map_err(|e| stream_error(&e))?.clone();
     if info.state.last_sequence == 0 {
         // Only the first publish on an empty stream is taken: the other nodes' epoch
         // records are refused, and every node reads the winner's below.
@@ -320,22 +375,77 @@ async fn open_log(js: &jetstream::Context) -> Result<(String, u64), ClusterError
             let _ = ack.await;
         }
     }
-    let first = stream
-        .get_raw_message(1)
-        .await
-        .map_err(|e| ClusterError::Epoch(e.to_string()))?;
-    let epoch = match Record::decode(&first.payload) {
-        Ok(Record::Init { epoch }) => epoch,
-        Ok(Record::Change { .. }) => return Err(ClusterError::Epoch("a change".into())),
-        Err(error) => return Err(ClusterError::Epoch(error.to_string())),
-    };
-    let newest = stream
+    let state = stream
         .info()
         .await
         .map_err(|e| stream_error(&e))?
         .state
-        .last_sequence;
-    Ok((epoch, newest))
+        .clone();
+    let described = epoch_described(info.config.description.as_deref());
+    let epoch = if state.first_sequence <= 1 {
+        let first = stream
+            .get_raw_message(1)
+            .await
+            .map_err(|e| ClusterError::Epoch(e.to_string()))?;
+        match Record::decode(&first.payload) {
+            Ok(Record::Init { epoch }) => epoch,
+            Ok(Record::Change { .. }) => return Err(ClusterError::Epoch("a change".into())),
+            Err(error) => return Err(ClusterError::Epoch(error.to_string())),
+        }
+    } else {
+        described.clone().ok_or_else(|| {
+            ClusterError::Epoch(format!(
+                "its first record is gone (the stream starts at record {}) and its \
+                 description names no epoch",
+                state.first_sequence
+            ))
+        })?
+    };
+    // Written once by whichever node comes first (the same words from every node), and kept
+    // in step with `--nats-keep-days` when a node starts with it.
+    let mut wanted = info.config.clone();
+    wanted.description = Some(description(&epoch));
+    if keep.is_some() {
+        retain(&mut wanted, keep);
+    }
+    if wanted.description != info.config.description
+        || wanted.max_age != info.config.max_age
+        || wanted.duplicate_window != info.config.duplicate_window
+    {
+        js.update_stream(&wanted)
+            .await
+            .map_err(|e| stream_error(&e))?;
+        tracing::info!(max_age = ?wanted.max_age, "updated the log's settings");
+    }
+    Ok(Log {
+        epoch,
+        newest: state.last_sequence,
+        first: state.first_sequence.max(1),
+    })
+}
+
+/// Sets the stream's retention to `keep` (`None`: forever). Its duplicate window may not be
+/// longer.
+fn retain(config: &mut stream::Config, keep: Option<Duration>) {
+    let keep = keep.unwrap_or(Duration::ZERO);
+    config.max_age = keep;
+    config.duplicate_window = if keep.is_zero() {
+        DUPLICATE_WINDOW
+    } else {
+        DUPLICATE_WINDOW.min(keep)
+    };
+}
+
+/// Refuses a store that needs records the log no longer holds: it has applied up to
+/// `applied`, and the log's oldest record is `first`.
+///
+/// # Errors
+/// [`ClusterError::Behind`] naming how to seed the node.
+pub fn check_reachable(applied: u64, first: u64) -> Result<(), ClusterError> {
+    if applied + 1 >= first {
+        return Ok(());
+    }
+    Err(ClusterError::Behind { applied, first })
 }
 
 #[cfg(test)]
@@ -343,14 +453,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_flags_name_the_servers_and_the_node() {
-        assert_eq!(ClusterSettings::from_flags(None, Some("a")), None);
-        assert_eq!(ClusterSettings::from_flags(Some(" , "), None), None);
+    fn a_store_behind_the_logs_oldest_record_is_refused_with_the_way_out() {
+        assert!(
+            check_reachable(0, 1).is_ok(),
+            "a fresh node replays a whole log"
+        );
+        assert!(
+            check_reachable(41, 42).is_ok(),
+            "it needs 42 on, which the log holds"
+        );
+        assert!(check_reachable(100, 42).is_ok());
+        let error = check_reachable(40, 42).unwrap_err().to_string();
+        assert!(error.contains("up to record 40"), "{error}");
+        assert!(
+            error.contains("app restore FILE --data NEW_DIR --replica"),
+            "{error}"
+        );
+        assert!(
+            check_reachable(0, 2).is_err(),
+            "a fresh node cannot replay a trimmed log"
+        );
+    }
+
+    #[test]
+    fn the_streams_description_names_its_epoch() {
+        let epoch = "0f3a9c";
         assert_eq!(
-            ClusterSettings::from_flags(Some("nats://h1:4222, nats://h2:4222"), Some("n1")),
+            epoch_described(Some(&description(epoch))).as_deref(),
+            Some(epoch)
+        );
+        assert_eq!(epoch_described(None), None);
+        assert_eq!(epoch_described(Some("someone else's stream")), None);
+        assert_eq!(epoch_described(Some("app cluster log, epoch ")), None);
+    }
+
+    #[test]
+    fn a_retention_bounds_the_duplicate_window() {
+        let mut config = stream::Config::default();
+        retain(&mut config, None);
+        assert_eq!(
+            (config.max_age, config.duplicate_window),
+            (Duration::ZERO, DUPLICATE_WINDOW)
+        );
+        retain(&mut config, Some(Duration::from_secs(30)));
+        assert_eq!(config.max_age, Duration::from_secs(30));
+        assert_eq!(config.duplicate_window, Duration::from_secs(30));
+        retain(&mut config, Some(Duration::from_secs(86_400)));
+        assert_eq!(config.duplicate_window, DUPLICATE_WINDOW);
+    }
+
+    #[test]
+    fn the_flags_name_the_servers_and_the_node() {
+        assert_eq!(ClusterSettings::from_flags(None, Some("a"), None), None);
+        assert_eq!(ClusterSettings::from_flags(Some(" , "), None, None), None);
+        let keep = Some(Duration::from_secs(60));
+        assert_eq!(
+            ClusterSettings::from_flags(Some("nats://h1:4222, nats://h2:4222"), Some("n1"), keep),
             Some(ClusterSettings {
                 urls: vec!["nats://h1:4222".into(), "nats://h2:4222".into()],
                 node: "n1".into(),
+                keep,
             })
         );
     }

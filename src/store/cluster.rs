@@ -42,6 +42,23 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Makes this store, just filled from a cluster node's backup (`app restore --replica`),
+    /// a replica of the log with `epoch` that has applied every record up to `seq`: a node
+    /// started on it replays the log from `seq + 1`.
+    ///
+    /// # Errors
+    /// The store cannot be written or flushed.
+    pub fn seed_replica(mut self, epoch: &str, seq: u64) -> Result<Self, StoreError> {
+        let meta = &self.trees.meta;
+        meta.insert(meta_keys::EPOCH, codec::encode(&epoch.to_string()))?;
+        meta.insert(meta_keys::CLUSTER_SEQ, codec::encode(&seq))?;
+        self.flush()?;
+        self.epoch = epoch.into();
+        Ok(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::domain::{EventKind, NewReservation, Timestamp};

@@ -5,9 +5,9 @@
 //! The server is the harness's [`NatsCluster`] of one (standalone); a missing `nats-server`
 //! fails these tests, as it does the harness's (`scripts/ensure-nats-server.sh` installs it).
 
-use crate::support::nats::NatsCluster;
+use crate::support::nats::{NatsCluster, RawNats};
 use crate::support::smtp::SmtpSink;
-use crate::support::{eventually, id_of, token, Api, TestServer, Ws};
+use crate::support::{eventually, id_of, run_app, token, Api, TestServer, Ws};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -260,4 +260,199 @@ async fn each_mail_is_sent_by_one_node_only() {
     assert!(by_id.values().all(|&n| n == 1), "{by_id:?}");
     // The welcome, and a confirmation and a notice per booking.
     assert_eq!(by_id.len(), 13, "{by_id:?}");
+}
+
+/// The log's stream as the JetStream API describes it.
+async fn stream_info(nats: &NatsCluster) -> Value {
+    let mut raw = RawNats::connect(&nats.client_addr(0)).await.unwrap();
+    raw.request(
+        "$JS.API.STREAM.INFO.APP_CHANGES",
+        b"",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_node_behind_the_logs_retention_is_refused_and_seeded_from_another_nodes_backup() {
+    let nats = NatsCluster::start(1).await;
+    let url = nats.url(0);
+    let mut a = TestServer::start_with(
+        &["--nats", &url, "--node-name", "a", "--nats-keep-days", "30"],
+        &[("APP_JWT_SECRET", SECRET)],
+    )
+    .await;
+    // `--nats-keep-days` is the stream's retention; its description names the epoch.
+    let info = stream_info(&nats).await;
+    let day_ns = 86_400_000_000_000_u64;
+    assert_eq!(info["config"]["max_age"], 30 * day_ns, "{info}");
+    let admin = a.admin().await;
+    let (_, hello) = dashboard(&a, &admin, None).await;
+    let epoch = hello["payload"]["epoch"].as_str().unwrap().to_string();
+    assert!(
+        info["config"]["description"]
+            .as_str()
+            .is_some_and(|d| d.ends_with(&epoch)),
+        "{info}"
+    );
+    let mut salons = Vec::new();
+    for i in 0..3 {
+        let salon = admin
+            .create_business(&format!("R{i}"), &format!("r{i}"), "o@example.com")
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        admin.book(&salon, &format!("Guest {i}")).await;
+        salons.push(salon);
+    }
+    // A session from before the seeding, used on the seeded node afterwards.
+    let login = Api::new(&a.base)
+        .post(
+            "/api/auth/token/",
+            json!({"email": crate::support::ADMIN_EMAIL, "password": crate::support::ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{login:?}");
+    let refresh = login.body["refresh"].as_str().unwrap().to_string();
+
+    // The retention drops the oldest records (here at once, as `max_age` would in time),
+    // the epoch record among them.
+    let mut raw = RawNats::connect(&nats.client_addr(0)).await.unwrap();
+    let purged = raw
+        .request(
+            "$JS.API.STREAM.PURGE.APP_CHANGES",
+            br#"{"keep":2}"#,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged["success"], true, "{purged}");
+    let first = stream_info(&nats).await["state"]["first_seq"]
+        .as_u64()
+        .unwrap();
+    assert!(first > 2, "records were dropped: first {first}");
+
+    // A node that has everything restarts on the log as before: the epoch is in the
+    // stream's description now that its first record is gone.
+    a.restart().await;
+    let admin = a.admin().await;
+    let (_, hello) = dashboard(&a, &admin, None).await;
+    assert_eq!(hello["payload"]["epoch"], epoch.as_str());
+
+    // A fresh node cannot replay what is gone: it refuses to start and says how to seed it.
+    let fresh = tempfile::tempdir().unwrap();
+    let data = fresh.path().to_str().unwrap();
+    let refused = run_app(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--data",
+        data,
+        "--nats",
+        &url,
+        "--node-name",
+        "c",
+    ])
+    .await;
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    assert!(
+        refused.stderr.contains("dropped by its retention") && refused.stderr.contains("--replica"),
+        "{refused:?}"
+    );
+
+    // Seeded from a backup of a running node, it replays the log from the backup's record:
+    // the changes made after the backup come from the log.
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("a.backup");
+    let file = file.to_str().unwrap();
+    let backup = run_app(&[
+        "backup",
+        file,
+        "--data",
+        a.data_dir().to_str().unwrap(),
+        "--addr",
+        &a.addr,
+        "--jwt-secret",
+        SECRET,
+    ])
+    .await;
+    assert_eq!(backup.code, Some(0), "{backup:?}");
+    let late = admin
+        .create_business("After", "after", "o@example.com")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin.book(&late, "Guest late").await;
+    let seeded = tempfile::tempdir().unwrap();
+    let seeded_dir = seeded.path().to_str().unwrap();
+    let restored = run_app(&["restore", file, "--data", seeded_dir, "--replica"]).await;
+    assert_eq!(restored.code, Some(0), "{restored:?}");
+    assert!(restored.stdout.contains("replica"), "{restored:?}");
+    let c = TestServer::start_on(
+        seeded,
+        &["--nats", &url, "--node-name", "c"],
+        &[("APP_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let admin_c = on(&c, &admin);
+    for path in [
+        "/api/businesses/?page_size=100".to_string(),
+        format!("/api/businesses/{late}/reservations/"),
+        format!("/api/businesses/{}/reservations/", salons[0]),
+        "/api/activity/?limit=50".to_string(),
+        "/api/dashboard/".to_string(),
+    ] {
+        let (on_a, on_c) = (admin.get(&path).await, admin_c.get(&path).await);
+        assert_eq!(on_c.status, 200, "{path}: {on_c:?}");
+        assert_eq!(on_c.body, on_a.body, "{path}: the seeded node differs");
+    }
+    // Same epoch and ids: a client of node a resumes on the seeded node with no gap.
+    let (mut ws_a, hello_a) = dashboard(&a, &admin, None).await;
+    let newest = hello_a["payload"]["last_event_id"].as_u64().unwrap();
+    let (mut resumed, hello_c) = dashboard(&c, &admin_c, Some((newest - 3, &epoch))).await;
+    assert_eq!(hello_c["payload"]["epoch"], epoch.as_str());
+    let replayed: Vec<u64> = events(&mut resumed, 3).await.iter().map(|e| e.0).collect();
+    assert_eq!(replayed, vec![newest - 2, newest - 1, newest]);
+    // The sessions came with the seed: a refresh token from before it works there.
+    let refreshed = Api::new(&c.base)
+        .post("/api/auth/refresh/", json!({ "refresh": refresh }))
+        .await;
+    assert_eq!(refreshed.status, 200, "{refreshed:?}");
+    // And it takes part in the log: a change made on it reaches node a's socket next.
+    on(&c, &admin).book(&late, "Guest seeded").await;
+    let next = events(&mut ws_a, 1).await;
+    assert_eq!(next[0].0, newest + 1, "{next:?}");
+
+    // Only a cluster node's backup can seed one.
+    let single = TestServer::start().await;
+    let single_file = files.path().join("single.backup");
+    let single_file = single_file.to_str().unwrap();
+    let taken = run_app(&[
+        "backup",
+        single_file,
+        "--data",
+        single.data_dir().to_str().unwrap(),
+        "--addr",
+        &single.addr,
+    ])
+    .await;
+    assert_eq!(taken.code, Some(0), "{taken:?}");
+    let target = tempfile::tempdir().unwrap();
+    let refused = run_app(&[
+        "restore",
+        single_file,
+        "--data",
+        target.path().to_str().unwrap(),
+        "--replica",
+    ])
+    .await;
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    assert!(
+        refused.stderr.contains("not taken from a cluster node"),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
 }

@@ -4,57 +4,12 @@
 //! load holds every acknowledged change (invariant 1) and restores on a new epoch.
 
 use crate::rest_support::event_about;
-use crate::support::{eventually, Api, TestServer, Ws};
+use crate::support::{eventually, run_app as app, Api, TestServer, Ws};
 use serde_json::Value;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `app ARGS` to its end (killed, and the test failed, after 60 s), off the runtime.
-async fn app(args: &[&str]) -> Run {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(TestServer::binary())
-            .args(&args)
-            .env_remove("APP_DATA_DIR")
-            .env_remove("APP_ADDR")
-            .env_remove("APP_JWT_SECRET")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn app");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while child.try_wait().expect("wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("`app {}` did not finish within 60 s", args.join(" "));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let output = child.wait_with_output().expect("output");
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    })
-    .await
-    .expect("the run finished")
-}
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")

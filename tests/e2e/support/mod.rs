@@ -11,7 +11,7 @@ pub mod smtp;
 pub mod ws;
 
 #[allow(unused_imports)]
-pub use server::{TestServer, ADMIN_EMAIL, ADMIN_PASSWORD};
+pub use server::{run_app, AppRun, TestServer, ADMIN_EMAIL, ADMIN_PASSWORD};
 pub use ws::{RawFrame, SilentPeer, Ws, WsEvent};
 
 use serde_json::{json, Value};

@@ -238,3 +238,46 @@ pub fn terminate(child: &mut Child, within: Duration) -> Option<i32> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct AppRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `app ARGS` to its end (killed, and the test failed, after 60 s), off the runtime.
+pub async fn run_app(args: &[&str]) -> AppRun {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(TestServer::binary())
+            .args(&args)
+            .env_remove("APP_DATA_DIR")
+            .env_remove("APP_ADDR")
+            .env_remove("APP_JWT_SECRET")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn app");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`app {}` did not finish within 60 s", args.join(" "));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().expect("output");
+        AppRun {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("the run finished")
+}
