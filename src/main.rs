@@ -14,10 +14,16 @@ fn main() -> ExitCode {
             use std::io::Write;
             // Not `eprintln!`: it panics when stderr is closed, and the exit code must stay 1.
             let _ = writeln!(std::io::stderr(), "error: {error:#}");
-            // A store behind its outside record: 2, so a supervisor can tell it from a crash.
-            if error
-                .downcast_ref::<app::store::record::StartRefused>()
-                .is_some()
+            // A store behind its outside record, or a cluster node behind the log's retention:
+            // 2, so a supervisor can tell a start that needs the operator from a crash.
+            let behind_the_log = matches!(
+                error.downcast_ref::<app::cluster::ClusterError>(),
+                Some(app::cluster::ClusterError::Behind { .. })
+            );
+            if behind_the_log
+                || error
+                    .downcast_ref::<app::store::record::StartRefused>()
+                    .is_some()
             {
                 return ExitCode::from(2);
             }

@@ -356,7 +356,7 @@ async fn a_node_behind_the_logs_retention_is_refused_and_seeded_from_another_nod
         "c",
     ])
     .await;
-    assert_ne!(refused.code, Some(0), "{refused:?}");
+    assert_eq!(refused.code, Some(2), "{refused:?}");
     assert!(
         refused.stderr.contains("dropped by its retention") && refused.stderr.contains("--replica"),
         "{refused:?}"
