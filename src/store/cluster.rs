@@ -14,6 +14,17 @@ impl Store {
         }
     }
 
+    /// Records that the log's record `seq` was applied though it changed nothing (refused on
+    /// every node alike). Durable with the writer's next flush.
+    pub(crate) fn note_cluster_seq(&self, seq: u64) -> Result<(), StoreError> {
+        if seq > self.cluster_applied()? {
+            self.trees
+                .meta
+                .insert(meta_keys::CLUSTER_SEQ, codec::encode(&seq))?;
+        }
+        Ok(())
+    }
+
     /// Makes `epoch` (the cluster log's) this store's epoch. A store that has applied nothing
     /// of a log and holds no event takes it; a store already on it is left alone; any other
     /// store belongs to another history and is refused, since serving it would hand out ids
@@ -103,14 +114,15 @@ mod tests {
                     Err(error) => Err(error.to_string()),
                 })
                 .collect();
-            // A refused record stores no sequence: it is refused again after a restart.
+            // A refused record counts as applied too: refused alike on every node, it needs
+            // no replay, and a node whose last records were refusals is not behind the log.
             let applied = store.cluster_applied().unwrap();
             (dir, seen, applied)
         };
         let (_a, one_by_one, applied) = run(false);
         let (_b, batched, applied_batched) = run(true);
         assert_eq!(one_by_one, batched);
-        assert_eq!((applied, applied_batched), (3, 3));
+        assert_eq!((applied, applied_batched), (4, 4));
         assert_eq!(one_by_one[0].as_ref().unwrap().0, Uuid::from_u128(2));
         assert_eq!(one_by_one[1].as_ref().unwrap().1, Some(2));
         assert_eq!(one_by_one[2], Err("conflict".to_string()));

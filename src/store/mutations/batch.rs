@@ -63,6 +63,19 @@ impl Store {
                     end = prepared.len();
                 }
                 Err(TransactionError::Abort(Refused { index: 0, error })) => {
+                    let by_rule =
+                        matches!(error, StoreError::NotFound(_) | StoreError::Conflict { .. });
+                    if let (Prepared::Replicated { seq, .. }, true) = (&prepared[start], by_rule) {
+                        // A record refused by a rule is refused alike on every node, so it is
+                        // applied all the same: a node whose last records were refusals must
+                        // not look behind the log once they have aged out of it. (A damaged
+                        // record here is this node's own trouble: replayed after a restart.)
+                        if let Err(error) = self.note_cluster_seq(*seq) {
+                            outcomes.push(Err(error));
+                            start += 1;
+                            continue;
+                        }
+                    }
                     outcomes.push(Err(error));
                     start += 1;
                     end = prepared.len();
