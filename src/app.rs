@@ -156,6 +156,7 @@ impl Application {
                 cluster.clone(),
                 store.clone(),
                 writer.clone(),
+                health.clone(),
                 shutdown.clone(),
             ));
             cluster.caught_up(&shutdown).await;

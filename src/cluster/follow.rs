@@ -7,6 +7,11 @@
 //! records into the writer (whose queue keeps their order), the acknowledger awaits their
 //! outcomes in the same order and moves the applied sequence.
 //!
+//! A record missing between two the consumer delivers was dropped by the log's retention
+//! before this node applied it: the node can no longer be a replica, so it degrades (writes
+//! refused, `/healthz` says why) and stops following; its restart then refuses to start until
+//! it is seeded from a backup (`crate::cluster::check_reachable`).
+//!
 //! The ordered consumer lives on one NATS server. When that server dies, the library notices
 //! only after two missed 15 s heartbeats, longer than a client waits for its answer; so the
 //! reader watches for itself: a consumer that delivers nothing for [`STALLED_AFTER`] while
@@ -14,11 +19,13 @@
 //! next sequence to apply.
 
 use super::{Cluster, Record, Reply, STREAM};
+use crate::health::StoreHealth;
 use crate::store::{Applied, Store, StoreError};
 use crate::writer::Writer;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use futures_util::StreamExt;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -47,8 +54,15 @@ struct Handed {
     waiter: Option<Reply>,
 }
 
-/// Follows the log into `writer` until `shutdown`.
-pub async fn follow(cluster: Cluster, store: Store, writer: Writer, shutdown: CancellationToken) {
+/// Follows the log into `writer` until `shutdown`, or until the log has dropped records this
+/// node has not applied (then `health` is degraded).
+pub async fn follow(
+    cluster: Cluster,
+    store: Store,
+    writer: Writer,
+    health: Arc<StoreHealth>,
+    shutdown: CancellationToken,
+) {
     let start = match store.cluster_applied() {
         Ok(seq) => seq,
         Err(error) => {
@@ -62,7 +76,17 @@ pub async fn follow(cluster: Cluster, store: Store, writer: Writer, shutdown: Ca
     let mut next = start + 1;
     while !shutdown.is_cancelled() {
         match read(&cluster, &writer, &handed, &mut next, &shutdown).await {
-            Ok(()) => break,
+            Ok(Read::Stopped) => break,
+            Ok(Read::Gap { missing }) => {
+                let why = format!(
+                    "the cluster's log dropped records {next} to {missing} (its retention) \
+                     before this node applied them; seed this node from another node's backup \
+                     (app restore --replica, docs/cluster.md)"
+                );
+                tracing::error!("{why}");
+                health.failed("following the cluster's log", &why);
+                break;
+            }
             Err(error) => {
                 tracing::warn!(%error, next, "reading the cluster's log failed; retrying");
                 tokio::select! {
@@ -76,7 +100,15 @@ pub async fn follow(cluster: Cluster, store: Store, writer: Writer, shutdown: Ca
     let _ = acknowledger.await;
 }
 
-/// Reads from `next` on until `shutdown` (`Ok`) or a failure of the consumer (`Err`, read
+/// How a reading of the log ended, short of a failure of its consumer.
+enum Read {
+    /// Shutting down.
+    Stopped,
+    /// Records from `next` to `missing` are gone from the log.
+    Gap { missing: u64 },
+}
+
+/// Reads from `next` on until `shutdown`, a gap, or a failure of the consumer (`Err`, read
 /// again from where it stopped).
 async fn read(
     cluster: &Cluster,
@@ -84,7 +116,7 @@ async fn read(
     handed: &mpsc::Sender<Handed>,
     next: &mut u64,
     shutdown: &CancellationToken,
-) -> Result<(), String> {
+) -> Result<Read, String> {
     let js = &cluster.inner.js;
     let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
     let consumer = stream
@@ -101,7 +133,7 @@ async fn read(
     let mut probed = Instant::now();
     loop {
         let polled = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => return Ok(Read::Stopped),
             polled = tokio::time::timeout(IDLE_TICK, messages.next()) => polled,
         };
         let Ok(message) = polled else {
@@ -131,6 +163,11 @@ async fn read(
         if seq < *next {
             continue;
         }
+        // Nothing but the retention removes records; record 1 is the epoch record, which
+        // applies nothing.
+        if seq > *next && !(*next == 1 && seq == 2) {
+            return Ok(Read::Gap { missing: seq - 1 });
+        }
         cluster
             .inner
             .newest
@@ -147,7 +184,7 @@ async fn read(
             Some((id, mutation)) => {
                 let (reply, outcome) = oneshot::channel();
                 if writer.enqueue(mutation, reply).await.is_err() {
-                    return Ok(()); // the writer has stopped: shutting down
+                    return Ok(Read::Stopped); // the writer has stopped: shutting down
                 }
                 Handed {
                     seq,
@@ -162,7 +199,7 @@ async fn read(
             },
         };
         if handed.send(entry).await.is_err() {
-            return Ok(());
+            return Ok(Read::Stopped);
         }
         *next = seq + 1;
         idle_since = Instant::now();

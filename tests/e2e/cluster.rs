@@ -456,3 +456,55 @@ async fn a_node_behind_the_logs_retention_is_refused_and_seeded_from_another_nod
     );
     assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn a_running_node_that_finds_records_dropped_before_it_applied_them_stops_being_a_replica() {
+    let nats = NatsCluster::start(1).await;
+    let a = node(&nats, "a").await;
+    let mut b = node(&nats, "b").await;
+    let admin = a.admin().await;
+    admin
+        .create_business("First", "first", "o@example.com")
+        .await;
+    let admin_b = on(&b, &admin);
+    eventually("node b to apply the first business", || async {
+        let list = admin_b.get("/api/businesses/").await;
+        (list.body["count"] == 1).then_some(())
+    })
+    .await;
+    // Node b sleeps while the log moves on and its retention drops what b has not applied.
+    // More records than its consumer has asked for (500 at a time, which the server may
+    // already have sent into b's socket): the rest are gone when b asks again.
+    b.signal("STOP");
+    let writers = (0..8).map(|w| {
+        let admin = admin.clone();
+        async move {
+            for i in 0..GAP_RECORDS / 8 {
+                let name = format!("g{w}x{i}");
+                admin.create_business(&name, &name, "o@example.com").await;
+            }
+        }
+    });
+    futures_util::future::join_all(writers).await;
+    let mut raw = RawNats::connect(&nats.client_addr(0)).await.unwrap();
+    let purged = raw
+        .request(
+            "$JS.API.STREAM.PURGE.APP_CHANGES",
+            br#"{"keep":1}"#,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged["success"], true, "{purged}");
+    b.signal("CONT");
+    // It must not apply the newest record over the gap as if nothing were missing: it
+    // degrades, and its fresh start (the degraded server re-executes itself) is refused with
+    // exit 2 and the way out, rather than serving a store that differs from the others'.
+    assert_eq!(b.exits_within(Duration::from_secs(60)).await, Some(2));
+    // Node a, which applied everything, goes on.
+    let list = admin.get("/api/businesses/").await;
+    assert_eq!(list.body["count"], 1 + GAP_RECORDS, "{:?}", list.body);
+}
+
+/// Records written while node b sleeps: more than its consumer's 500 outstanding.
+const GAP_RECORDS: u64 = 640;

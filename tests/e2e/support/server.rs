@@ -168,6 +168,34 @@ impl TestServer {
         terminate(&mut child, Duration::from_secs(30))
     }
 
+    /// Sends `signal` (a `kill` name: `STOP`, `CONT`, …) to the server.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `within` for the server to exit by itself; its exit code (`None`: killed
+    /// by a signal). Fails the test if it still runs then.
+    pub async fn exits_within(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server still runs {within:?} later"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGKILL: no chance to flush or close anything.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
