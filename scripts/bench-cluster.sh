@@ -86,12 +86,16 @@ trap cleanup EXIT
 
 # Sets `port` to a loopback port nothing listens on and no earlier call picked (nats-server
 # needs its ports before it starts: the routes name them). Not in a $(subshell): the taken
-# list and $RANDOM's state must carry over from one call to the next.
+# list and $RANDOM's state must carry over from one call to the next. Below the kernel's
+# ephemeral range: thousands of sockets just closed (a run before this one) hold ports there
+# in TIME_WAIT, which a listener cannot bind though nothing answers on them.
 taken=" "
 port=
+ephemeral_low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+(( ephemeral_low > 12000 )) || ephemeral_low=32768
 free_port() {
     for _ in $(seq 200); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % (ephemeral_low - 10000)))
         [[ $taken == *" $port "* ]] && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             taken+="$port "
