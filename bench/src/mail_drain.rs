@@ -110,7 +110,9 @@ async fn drain(
         }
     }
     if distinct == 0 {
-        bail!("no mail arrived: is the server running with --smtp-url smtp://<the --sink address>?");
+        bail!(
+            "no mail arrived: is the server running with --smtp-url smtp://<the --sink address>?"
+        );
     }
     Ok(DrainOutcome {
         mails,

@@ -90,7 +90,10 @@ pub async fn serve(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     }
     stop.cancel();
     let _ = accepting.await;
-    println!("smtp sink took {} mails", sink.taken.load(Ordering::Relaxed));
+    println!(
+        "smtp sink took {} mails",
+        sink.taken.load(Ordering::Relaxed)
+    );
     Ok(())
 }
 

@@ -62,14 +62,16 @@ impl SmtpSettings {
             .filter(|host| !host.is_empty())
             .ok_or_else(|| unusable("no host"))?;
         // `[::1]` comes back bracketed; the socket and the TLS name want it bare.
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let tls_param = parsed
             .query_pairs()
             .find(|(key, _)| key == "tls")
             .map(|(_, value)| value.into_owned());
-        let tls_parameters = || {
-            TlsParameters::new(host.clone()).map_err(|error| unusable(&error.to_string()))
-        };
+        let tls_parameters =
+            || TlsParameters::new(host.clone()).map_err(|error| unusable(&error.to_string()));
         let (port, tls) = match (parsed.scheme(), tls_param.as_deref()) {
             ("smtp", None) => (25, Tls::None),
             ("smtp", Some("required")) => (587, Tls::Required(tls_parameters()?)),
@@ -82,10 +84,7 @@ impl SmtpSettings {
             name => ClientId::Domain(name.to_owned()),
         };
         let credentials = parsed.password().map(|password| {
-            Credentials::new(
-                percent_decode(parsed.username()),
-                percent_decode(password),
-            )
+            Credentials::new(percent_decode(parsed.username()), percent_decode(password))
         });
         Ok(Self {
             port: parsed.port().unwrap_or(port),
@@ -309,10 +308,7 @@ impl AsyncWrite for ImplicitTls {
         Pin::new(&mut self.0).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         use futures_util::io::AsyncWrite as _;
         Pin::new(&mut self.0).poll_close(cx)
     }
@@ -345,7 +341,12 @@ mod tests {
 
     #[test]
     fn unusable_urls_are_refused_without_echoing_them() {
-        for url in ["http://h", "smtp://h?tls=maybe", "smtp://user:secret@[bad", "smtp:"] {
+        for url in [
+            "http://h",
+            "smtp://h?tls=maybe",
+            "smtp://user:secret@[bad",
+            "smtp:",
+        ] {
             let error = SmtpSettings::from_url(url).err().unwrap();
             assert!(matches!(error, MailError::Config(_)), "{url}");
             assert!(!error.to_string().contains("secret"), "{url}");
