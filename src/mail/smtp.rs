@@ -4,9 +4,9 @@
 //! writes a message's end marker (`CRLF . CRLF`) as a segment of its own after the body. The
 //! kernel holds that small segment until the server acknowledges the body, and a server with
 //! nothing to answer yet delays its ACK (~40 ms on Linux, the same on Postfix or a cloud
-//! relay), so every mail waited out that timer: 87 mails/s over 4 connections, 42.7 ms of
-//! each mail's ~44 ms spent between the body and its end marker (docs/bench.md, "Mail over
-//! SMTP"). Here each socket is opened with `TCP_NODELAY` and handed to lettre's
+//! relay), so every mail waited out that timer: 83–87 mails/s over 4 connections, ~42.8 ms
+//! of each mail's ~44 ms spent between the body and its end marker (docs/bench.md, "Mail
+//! over SMTP"). Here each socket is opened with `TCP_NODELAY` and handed to lettre's
 //! `AsyncSmtpConnection` — the same SMTP conversation, STARTTLS, implicit TLS and AUTH — so the
 //! marker leaves at once and a mail costs its four round trips.
 //!
