@@ -252,6 +252,15 @@ pub struct ServeArgs {
     /// Host headers get 421. On a non-loopback address, when set, only these are served.
     #[arg(long, env = "APP_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+    /// SMTP conversations the mail drainer runs at once, each on its own pooled connection
+    /// (1–256).
+    #[arg(
+        long,
+        env = "APP_SMTP_CONCURRENCY",
+        default_value_t = crate::mail::DEFAULT_SMTP_CONCURRENCY as u16,
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
+    pub smtp_concurrency: u16,
     /// How often the mail drainer looks for due rows without a wake-up, in milliseconds.
     #[arg(long, default_value_t = 5_000, hide = true)]
     pub mail_poll_interval_ms: u64,

@@ -138,6 +138,8 @@ pub struct Config {
     pub mail_retry_base: Duration,
     pub mail_max_attempts: u32,
     pub mail_poll_interval: Duration,
+    /// SMTP conversations the mail drainer runs at once.
+    pub smtp_concurrency: usize,
     /// Start on a new epoch even when the store is behind its outside record.
     pub accept_data_loss: bool,
     /// A connection must send a complete request head within this.
@@ -271,6 +273,7 @@ impl Config {
             mail_retry_base: Duration::from_millis(args.mail_retry_base_ms.max(1)),
             mail_max_attempts: args.mail_max_attempts,
             mail_poll_interval: Duration::from_millis(args.mail_poll_interval_ms),
+            smtp_concurrency: usize::from(args.smtp_concurrency),
             accept_data_loss: args.accept_data_loss,
             header_timeout: Duration::from_secs(args.header_timeout_secs),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),

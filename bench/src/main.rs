@@ -17,6 +17,7 @@ mod cluster;
 mod compare;
 mod http;
 mod load;
+mod mail_drain;
 mod procfs;
 mod report;
 mod scenarios;
@@ -106,6 +107,18 @@ pub enum BenchCommand {
     SmtpSink {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
+    },
+    /// How fast the outbox drains over SMTP: binds a held SMTP sink on `--sink` (start the
+    /// server with `--smtp-url smtp://SINK`), queues N welcome mails by creating N
+    /// businesses, opens the sink and times the N mails' arrival, each once by Message-ID.
+    MailDrain {
+        #[arg(long, default_value = "127.0.0.1:2626")]
+        sink: SocketAddr,
+        #[arg(long, default_value_t = 2_000)]
+        mails: u64,
+        /// Creating clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
     },
     /// Hold N idle dashboard sockets: connect time, failures, server RSS per idle socket.
     Connect {
@@ -378,6 +391,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     .await;
             outcome.write(&mut table, false);
             (table, false)
+        }
+        BenchCommand::MailDrain {
+            sink,
+            mails,
+            concurrency,
+        } => {
+            let mut table = Table::new(format!(
+                "app-bench mail-drain --mails {mails} --concurrency {concurrency}"
+            ));
+            let outcome = mail_drain::run(&ctx, sink, mails, concurrency).await?;
+            outcome.write(&mut table);
+            let failed = outcome.duplicates > 0 || outcome.distinct < outcome.mails;
+            (table, failed)
         }
         BenchCommand::BigDelete {
             reservations,

@@ -5,8 +5,8 @@
 //! poll interval or when the next retry is due. Each pass reads the due rows — soonest due
 //! first, only those whose cause is durable — and claims them through the writer: each row's
 //! next attempt moves to when a failed try would retry it, durably, before the mail is handed
-//! over. Then it sends them as one batch ([`Mailer::send_all`]: [`SEND_CONCURRENCY`] SMTP
-//! sends at a time, or one `.eml` write for all) and records the accepted ones in one
+//! over. Then it sends them as one batch ([`Mailer::send_all`]: `--smtp-concurrency` SMTP
+//! conversations at a time, or one `.eml` write for all) and records the accepted ones in one
 //! transaction. Because of the claim, no failure after a send — recording it refused by a
 //! full disk, a crash — brings the mail back before its retry delay.
 //!
@@ -36,16 +36,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How long a claim keeps the other nodes of a cluster off a row: longer than any send
-/// takes (lettre's SMTP timeout is 60 s), so a mail goes out twice only when the node that
+/// takes (`super::SMTP_TIMEOUT`, 20 s, bounds the connect and each mail's conversation), so a mail goes out twice only when the node that
 /// claimed it died mid-send; the copy carries the same Message-ID.
 const CLUSTER_CLAIM: Duration = Duration::from_secs(90);
 
 /// Rows read per scan; a pass scans again until nothing is due.
 const BATCH_ROWS: usize = 64;
-/// Mails in flight at once. lettre writes a message's end marker as a separate small
-/// segment, so each send waits out the server's delayed ACK (~40 ms on Linux); a few sends
-/// side by side keep the queue moving at a useful rate.
-pub const SEND_CONCURRENCY: usize = 4;
 /// The longest delay between two tries of one mail, whatever the attempt number.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 /// How long a send in flight at shutdown may still take (inside the app's 5 s task grace).

@@ -8,24 +8,22 @@
 
 pub mod cli;
 pub mod drainer;
+pub mod smtp;
 pub mod templates;
 
 use crate::config::Config;
 use crate::domain::OutboxMail;
-use lettre::address::Envelope;
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, Message, Tokio1Executor};
+use smtp::{SmtpPool, SmtpSettings};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// Longest wait for any one SMTP step (connect, command, data) before it counts as a
-/// transient failure.
+/// Longest wait for connecting (with TLS, EHLO and AUTH) and for one mail's whole
+/// conversation before it counts as a transient failure.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
-/// Open SMTP connections kept for reuse: one per send the drainer runs at once.
-const SMTP_POOL_SIZE: u32 = drainer::SEND_CONCURRENCY as u32;
-/// An idle pooled connection is closed after this long.
-const SMTP_POOL_IDLE: Duration = Duration::from_secs(60);
+/// SMTP conversations at once when `--smtp-concurrency` is not given.
+pub const DEFAULT_SMTP_CONCURRENCY: usize = 8;
 
 /// Why a mail could not be sent, split by what the drainer does next.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +69,9 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Where mails go.
 enum Transport {
-    /// An SMTP server (pooled connections, TLS / STARTTLS and credentials from the URL).
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// An SMTP server (pooled connections, TLS / STARTTLS and credentials from the URL), and
+    /// how many mails go to it at once.
+    Smtp(SmtpPool, usize),
     /// `<dir>/<outbox id>.eml`, for local development.
     Files(PathBuf),
 }
@@ -90,28 +89,25 @@ impl Mailer {
     /// [`MailError::Config`] when the URL or the sender address cannot be used.
     pub fn from_config(config: &Config) -> Result<Self, MailError> {
         match &config.smtp_url {
-            Some(url) => Self::smtp(url, &config.mail_from),
+            Some(url) => Self::smtp(url, &config.mail_from, config.smtp_concurrency),
             None => Self::files(&config.data_dir.join("mail"), &config.mail_from),
         }
     }
 
-    /// An SMTP mailer for `url` (`smtp://`, `smtp://…?tls=required`, `smtps://user:pass@…`).
+    /// An SMTP mailer for `url` (`smtp://`, `smtp://…?tls=required`, `smtps://user:pass@…`)
+    /// with up to `concurrency` conversations at once ([`smtp`]).
     ///
     /// # Errors
     /// [`MailError::Config`] for a URL lettre cannot use or a bad sender.
-    pub fn smtp(url: &str, from: &str) -> Result<Self, MailError> {
-        // The URL may carry a password: never echo it.
-        let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+    pub fn smtp(url: &str, from: &str, concurrency: usize) -> Result<Self, MailError> {
+        // The URL may carry a password: never echo it. lettre's own reading of it stays the
+        // judge of what is usable; `SmtpSettings` reads the same parts.
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|error| MailError::Config(format!("APP_SMTP_URL is unusable: {error}")))?;
-        let pool = PoolConfig::new()
-            .max_size(SMTP_POOL_SIZE)
-            .idle_timeout(SMTP_POOL_IDLE);
-        let transport = builder
-            .timeout(Some(SMTP_TIMEOUT))
-            .pool_config(pool)
-            .build();
+        let concurrency = concurrency.max(1);
+        let pool = SmtpPool::new(SmtpSettings::from_url(url)?, concurrency);
         Ok(Self {
-            transport: Transport::Smtp(transport),
+            transport: Transport::Smtp(pool, concurrency),
             from: parse_from(from)?,
         })
     }
@@ -130,7 +126,7 @@ impl Mailer {
     /// Where mails go, for the startup log (never the URL: it may hold a password).
     pub fn describe(&self) -> String {
         match &self.transport {
-            Transport::Smtp(_) => "smtp".into(),
+            Transport::Smtp(_, concurrency) => format!("smtp, {concurrency} at once"),
             Transport::Files(dir) => format!("files in {}", dir.display()),
         }
     }
@@ -165,7 +161,7 @@ impl Mailer {
         let message = self.message(row)?;
         let bytes = message.formatted();
         match &self.transport {
-            Transport::Smtp(smtp) => send_smtp(smtp, message.envelope(), &bytes).await,
+            Transport::Smtp(pool, _) => pool.send(message.envelope(), &bytes).await,
             Transport::Files(dir) => {
                 let (dir, id) = (dir.clone(), row.id);
                 tokio::task::spawn_blocking(move || write_emls(&dir, &[(id, bytes)]))
@@ -179,17 +175,17 @@ impl Mailer {
 
 impl Mailer {
     /// Sends the mails of `rows`, one result each, in order. SMTP sends run
-    /// [`drainer::SEND_CONCURRENCY`] at a time; files are written as one batch (see
+    /// `--smtp-concurrency` at a time; files are written as one batch (see
     /// [`write_emls`]), so a batch costs one folder sync instead of one per mail. A file
     /// batch succeeds or fails as a whole (a resend replaces a file written before).
     pub async fn send_all(&self, rows: &[OutboxMail]) -> Vec<Result<(), MailError>> {
         use futures_util::stream::{self, StreamExt};
         let dir = match &self.transport {
-            Transport::Smtp(_) => {
+            Transport::Smtp(_, concurrency) => {
                 // Owned rows: a closure over borrowed ones makes the future not `Send`.
                 return stream::iter(rows.to_vec())
                     .map(|row| async move { self.send(&row).await })
-                    .buffered(drainer::SEND_CONCURRENCY)
+                    .buffered(*concurrency)
                     .collect()
                     .await;
             }
@@ -220,18 +216,6 @@ impl Mailer {
         }
         results
     }
-}
-
-/// One SMTP transaction; lettre's own timeout bounds every step.
-async fn send_smtp(
-    smtp: &AsyncSmtpTransport<Tokio1Executor>,
-    envelope: &Envelope,
-    bytes: &[u8],
-) -> Result<(), MailError> {
-    smtp.send_raw(envelope, bytes)
-        .await
-        .map(drop)
-        .map_err(|error| MailError::from_smtp(&error))
 }
 
 /// Writes each `(id, bytes)` as `<dir>/<id>.eml` atomically (temporary file, fsync, rename),
@@ -333,7 +317,7 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_without_echoing_the_url() {
-        let error = Mailer::smtp("smtp://user:secret@[bad", "a@b.c")
+        let error = Mailer::smtp("smtp://user:secret@[bad", "a@b.c", 1)
             .err()
             .unwrap();
         assert!(matches!(error, MailError::Config(_)));

@@ -302,7 +302,18 @@ async fn sigkill_during_a_burst_of_200_mails_loses_none_and_resends_keep_their_m
     let sink = SmtpSink::start().await;
     // A pause between taking a mail and saying so widens the window a kill can fall into.
     sink.set_accept_delay(Duration::from_millis(5));
-    let mut server = server_with_sink(&sink, &["--booking-rate-per-minute", "100000"]).await;
+    // Both booking limits lifted: the per-business one (60 a minute) starts afresh after the
+    // restart, and a kill soon after the 34th booking left more than 60 to make then.
+    let mut server = server_with_sink(
+        &sink,
+        &[
+            "--booking-rate-per-minute",
+            "100000",
+            "--booking-rate-per-business-per-minute",
+            "100000",
+        ],
+    )
+    .await;
     let admin = server.admin().await;
     let business = admin.create_business("Burst Salon", "burst", OWNER).await;
     let id = business["id"].as_str().expect("business id").to_string();

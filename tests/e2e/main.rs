@@ -11,6 +11,7 @@ mod in_process;
 mod isolation;
 mod lifecycle;
 mod mail;
+mod mail_burst;
 mod owner;
 mod public_booking;
 mod push;
