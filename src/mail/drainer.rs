@@ -35,10 +35,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How long a claim keeps the other nodes of a cluster off a row: longer than any send
-/// takes (`super::SMTP_TIMEOUT`, 20 s, bounds the connect and each mail's conversation), so a mail goes out twice only when the node that
-/// claimed it died mid-send; the copy carries the same Message-ID.
-const CLUSTER_CLAIM: Duration = Duration::from_secs(90);
+/// How long a claim keeps the other nodes of a cluster off a row beyond the longest its
+/// batch's send can take (`Mailer::send_bound`: a batch goes out `--smtp-concurrency` at a
+/// time, each mail bounded by `super::SMTP_TIMEOUT` to connect and to converse), so a mail
+/// goes out twice only when the node that claimed it died mid-send; the copy carries the
+/// same Message-ID. The margin covers the claim's and the "sent" record's trips through the
+/// cluster's log.
+const CLUSTER_CLAIM_MARGIN: Duration = Duration::from_secs(60);
 
 /// Rows read per scan; a pass scans again until nothing is due.
 const BATCH_ROWS: usize = 64;
@@ -189,7 +192,7 @@ impl Drainer {
         // In a cluster the claim is what keeps the other nodes off these rows until this
         // node's "sent" reaches them: it must outlast a send, not only a retry delay.
         let lease = if self.writer.cluster().is_some() {
-            CLUSTER_CLAIM
+            self.mailer.send_bound(rows.len()) + CLUSTER_CLAIM_MARGIN
         } else {
             Duration::ZERO
         };

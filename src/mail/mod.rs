@@ -123,6 +123,19 @@ impl Mailer {
         })
     }
 
+    /// The longest `send_all` of `mails` can take: over SMTP, `concurrency` at a time, each
+    /// bounded by a connect and a conversation of [`SMTP_TIMEOUT`]; a folder's files are
+    /// written in one go, bounded like one conversation.
+    pub fn send_bound(&self, mails: usize) -> Duration {
+        match &self.transport {
+            Transport::Smtp(_, concurrency) => {
+                let rounds = u32::try_from(mails.div_ceil(*concurrency)).unwrap_or(u32::MAX);
+                SMTP_TIMEOUT.saturating_mul(2).saturating_mul(rounds.max(1))
+            }
+            Transport::Files(_) => SMTP_TIMEOUT,
+        }
+    }
+
     /// Where mails go, for the startup log (never the URL: it may hold a password).
     pub fn describe(&self) -> String {
         match &self.transport {
@@ -265,6 +278,19 @@ fn system_time(row: &OutboxMail) -> SystemTime {
 mod tests {
     use super::*;
     use crate::domain::{Business, MailKind, OutboxStatus, Timestamp};
+
+    #[tokio::test]
+    async fn a_batchs_send_bound_counts_the_rounds_its_concurrency_allows() {
+        // A cluster's claim must outlast the whole batch, not one mail (64 rows, 8 at a time:
+        // 8 rounds of a connect and a conversation).
+        let mailer = Mailer::smtp("smtp://127.0.0.1:2525", "App <a@example.com>", 8).unwrap();
+        assert_eq!(mailer.send_bound(64), SMTP_TIMEOUT * 2 * 8);
+        assert_eq!(mailer.send_bound(65), SMTP_TIMEOUT * 2 * 9);
+        assert_eq!(mailer.send_bound(1), SMTP_TIMEOUT * 2);
+        assert_eq!(mailer.send_bound(0), SMTP_TIMEOUT * 2);
+        let files = Mailer::files(Path::new("/tmp/mail"), "App <a@example.com>").unwrap();
+        assert_eq!(files.send_bound(64), SMTP_TIMEOUT);
+    }
 
     fn welcome_row(to: &str) -> OutboxMail {
         let now = Timestamp::parse_rfc3339("2031-06-01T10:00:00Z").unwrap();
