@@ -266,3 +266,91 @@ async fn an_offline_backup_restores_businesses_reservations_and_the_event_log() 
     let event = event_about(&admin, "business_created", next["id"].as_str().unwrap()).await;
     assert_eq!(event["id"].as_u64(), Some(newest + 1));
 }
+
+/// `strace` attached to a running server, making every `fdatasync` it calls fail with EIO
+/// (a disk that cannot make its cache durable); detached when dropped.
+struct FailingSync {
+    strace: std::process::Child,
+}
+
+impl FailingSync {
+    async fn attach(pid: u32) -> Self {
+        use std::io::BufRead;
+        let mut strace = std::process::Command::new("strace")
+            .args(["-f", "-p", &pid.to_string(), "-o", "/dev/null"])
+            .args(["-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("strace runs (scripts/check.sh installs it)");
+        let stderr = strace.stderr.take().expect("stderr");
+        // It prints one "attached" line per thread; the first comes once it traces.
+        let attached = tokio::task::spawn_blocking(move || {
+            let mut lines = std::io::BufReader::new(stderr).lines();
+            let first = lines.next();
+            std::thread::spawn(move || for _ in lines {});
+            first
+        })
+        .await
+        .unwrap();
+        assert!(
+            matches!(&attached, Some(Ok(line)) if line.contains("attached")),
+            "strace could not attach to the server: {attached:?}"
+        );
+        // Every thread is traced once the last "attached" line is out; a moment suffices.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Self { strace }
+    }
+}
+
+impl Drop for FailingSync {
+    fn drop(&mut self) {
+        // SIGTERM detaches strace and leaves the server running.
+        let _ = std::process::Command::new("kill")
+            .arg(self.strace.id().to_string())
+            .status();
+        let _ = self.strace.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_201_waits_for_the_disk_to_make_the_change_durable_not_only_written() {
+    // DESIGN invariant 1 across a power cut: sled's own flush ends with sync_file_range,
+    // which leaves the change in the disk's write cache; the store's flush adds an
+    // fdatasync of sled's log, and a create is answered 201 only once it succeeded. With
+    // every fdatasync failing, the create must not be acknowledged.
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    admin
+        .create_business("Before", "before", "o@example.com")
+        .await;
+    let failing = FailingSync::attach(server.pid()).await;
+    let refused = admin
+        .post(
+            "/api/businesses/",
+            serde_json::json!({"name": "During", "subdomain": "during", "owner_email": "o@example.com"}),
+        )
+        .await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.body["error"]["code"], "storage_unavailable");
+    let health = server.api().get("/healthz").await;
+    assert_eq!(health.status, 503, "{health:?}");
+    assert_eq!(health.body["status"], "degraded");
+    // Still refused a moment later: the recovery probe syncs the way the store does.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let health = server.api().get("/healthz").await;
+    assert_eq!(health.status, 503, "{health:?}");
+    // Once the disk syncs again, the server leaves the degraded state by itself (it
+    // re-executes itself, so the address refuses connections for a moment).
+    drop(failing);
+    let body =
+        serde_json::json!({"name": "After", "subdomain": "after", "owner_email": "o@example.com"});
+    eventually("the server writable again", || async {
+        let answer = admin
+            .call_fallible("POST", "/api/businesses/", body.clone())
+            .await;
+        answer.filter(|a| a.status == 201).map(|_| ())
+    })
+    .await;
+}
