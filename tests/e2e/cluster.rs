@@ -274,6 +274,21 @@ async fn stream_info(nats: &NatsCluster) -> Value {
     .unwrap()
 }
 
+/// Drops all but the newest `keep` records of the log, as its retention (`max_age`) does in
+/// time.
+async fn purge(nats: &NatsCluster, keep: u64) {
+    let mut raw = RawNats::connect(&nats.client_addr(0)).await.unwrap();
+    let purged = raw
+        .request(
+            "$JS.API.STREAM.PURGE.APP_CHANGES",
+            json!({ "keep": keep }).to_string().as_bytes(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged["success"], true, "{purged}");
+}
+
 #[tokio::test]
 async fn a_node_behind_the_logs_retention_is_refused_and_seeded_from_another_nodes_backup() {
     let nats = NatsCluster::start(1).await;
@@ -319,16 +334,7 @@ async fn a_node_behind_the_logs_retention_is_refused_and_seeded_from_another_nod
 
     // The retention drops the oldest records (here at once, as `max_age` would in time),
     // the epoch record among them.
-    let mut raw = RawNats::connect(&nats.client_addr(0)).await.unwrap();
-    let purged = raw
-        .request(
-            "$JS.API.STREAM.PURGE.APP_CHANGES",
-            br#"{"keep":2}"#,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-    assert_eq!(purged["success"], true, "{purged}");
+    purge(&nats, 2).await;
     let first = stream_info(&nats).await["state"]["first_seq"]
         .as_u64()
         .unwrap();
@@ -486,16 +492,7 @@ async fn a_running_node_that_finds_records_dropped_before_it_applied_them_stops_
         }
     });
     futures_util::future::join_all(writers).await;
-    let mut raw = RawNats::connect(&nats.client_addr(0)).await.unwrap();
-    let purged = raw
-        .request(
-            "$JS.API.STREAM.PURGE.APP_CHANGES",
-            br#"{"keep":1}"#,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-    assert_eq!(purged["success"], true, "{purged}");
+    purge(&nats, 1).await;
     b.signal("CONT");
     // It must not apply the newest record over the gap as if nothing were missing: it
     // degrades, and its fresh start (the degraded server re-executes itself) is refused with

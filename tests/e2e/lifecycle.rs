@@ -6,7 +6,7 @@
 
 use crate::support::smtp::{MimeEntity, SmtpSink};
 use crate::support::ws::Ws;
-use crate::support::{eventually, token, Api, TestServer};
+use crate::support::{eventually, run_app, token, Api, TestServer};
 use app::domain::Timestamp;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -437,26 +437,6 @@ async fn a_kill_during_a_big_delete_is_finished_by_the_restart_with_nothing_twic
     assert_eq!(again.status, 404);
 }
 
-/// Runs `app ARGS` to its end, off the runtime; whether it succeeded, and its stderr.
-async fn run_app(args: &[&str]) -> (bool, String) {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(TestServer::binary())
-            .args(&args)
-            .env_remove("APP_DATA_DIR")
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run app");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
-    .await
-    .expect("app ran")
-}
-
 #[tokio::test]
 async fn a_backup_taken_mid_delete_restores_a_server_that_finishes_it() {
     const SOME: usize = 600;
@@ -487,12 +467,12 @@ async fn a_backup_taken_mid_delete_restores_a_server_that_finishes_it() {
     let file = files.path().join("mid.backup");
     let file = file.to_str().expect("utf-8 path");
     let data = server.data_dir().to_str().expect("utf-8 path").to_string();
-    let (ok, err) = run_app(&["backup", file, "--data", &data]).await;
-    assert!(ok, "backup: {err}");
+    let backup = run_app(&["backup", file, "--data", &data]).await;
+    assert_eq!(backup.code, Some(0), "backup: {}", backup.stderr);
     let target = tempfile::tempdir().expect("temp dir");
     let target_path = target.path().to_str().expect("utf-8 path").to_string();
-    let (ok, err) = run_app(&["restore", file, "--data", &target_path]).await;
-    assert!(ok, "restore: {err}");
+    let restore = run_app(&["restore", file, "--data", &target_path]).await;
+    assert_eq!(restore.code, Some(0), "restore: {}", restore.stderr);
 
     // The restored server has the delete under way, not the business back: it finishes it.
     let restored = TestServer::start_on(target, &args, &[]).await;

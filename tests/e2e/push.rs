@@ -5,7 +5,7 @@
 //! cause, so a push service that is down, or a `kill -9`, delays it and never loses it.
 
 use crate::support::push::{check_vapid, Browser, PushService, ReceivedPush};
-use crate::support::{eventually, Api, TestServer};
+use crate::support::{eventually, run_app, Api, TestServer};
 use serde_json::{json, Value};
 
 const SUBJECT: &str = "mailto:ops@salons.test";
@@ -33,19 +33,9 @@ fn flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 
 /// Runs `app ARGS` (an offline command) to its end; returns its stdout, or panics.
 async fn app(args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(TestServer::binary())
-            .args(&args)
-            .env_remove("APP_DATA_DIR")
-            .env_remove("APP_JWT_SECRET")
-            .output()
-            .expect("run app")
-    })
-    .await
-    .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let run = run_app(args).await;
+    assert_eq!(run.code, Some(0), "app {}: {}", args.join(" "), run.stderr);
+    run.stdout
 }
 
 /// Subscribes `api`'s user with `browser` at `endpoint`; returns the subscription id.
