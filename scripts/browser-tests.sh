@@ -19,14 +19,8 @@ die() { say "FAILED: $*"; exit 1; }
 
 # 1. Chromium, from Debian's packages.
 if [ ! -x /usr/bin/chromium ]; then
-  say "installing chromium and chromium-driver (apt-get)"
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || die "/usr/bin/chromium is missing and we are not root (no sudo either)"
-    SUDO="sudo"
-  fi
-  $SUDO apt-get update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium chromium-driver
+  bash scripts/apt-install.sh chromium chromium-driver ||
+    die "/usr/bin/chromium is missing and could not be installed"
 fi
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is still missing after apt-get install"
 say "$(/usr/bin/chromium --version 2>/dev/null || echo 'chromium (version unknown)')"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure `nats-server` (JetStream, clustering) is installed for the cluster-mode e2e tests
 # of issue 15 (tests/e2e/cluster_proof.rs, cluster.rs) and prints its path on stdout; check.sh
-# exports it as NATS_SERVER_BIN. Installs Debian's package when missing (as root, or through
-# sudo), like browser-tests.sh installs Chromium. It never skips: when nats-server is missing
+# exports it as NATS_SERVER_BIN. Installs Debian's package when missing (apt-install.sh: as
+# root, or through sudo), as browser-tests.sh installs Chromium. It never skips: when nats-server is missing
 # after the install, or too old for JetStream clustering (before 2.2.0), it says why and exits
 # non-zero.
 set -euo pipefail
@@ -28,14 +28,8 @@ find_bin() {
 }
 
 if ! bin=$(find_bin); then
-  say "installing nats-server (apt-get)"
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || die "nats-server is missing and we are not root (no sudo either)"
-    SUDO="sudo"
-  fi
-  $SUDO apt-get update >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y nats-server >&2
+  bash "$(dirname "$0")/apt-install.sh" nats-server ||
+    die "nats-server is missing and could not be installed"
   bin=$(find_bin) || die "nats-server is still missing after apt-get install"
 fi
 
