@@ -2,9 +2,9 @@
 # Makes sure `nats-server` (JetStream, clustering) is installed for the cluster-mode e2e tests
 # of issue 15 (tests/e2e/cluster_proof.rs, cluster.rs) and prints its path on stdout; check.sh
 # exports it as NATS_SERVER_BIN. Installs Debian's package when missing (apt-install.sh: as
-# root, or through sudo), as browser-tests.sh installs Chromium. It never skips: when nats-server is missing
-# after the install, or too old for JetStream clustering (before 2.2.0), it says why and exits
-# non-zero.
+# root, or through sudo), as browser-tests.sh installs Chromium. It never skips: when
+# nats-server is missing after the install, or too old for JetStream clustering (before
+# 2.2.0), it says why and exits non-zero.
 set -euo pipefail
 say() { printf 'ensure-nats-server: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure `strace` (4.16 or newer: syscall fault injection) is installed for the storage
 # test that fails every fdatasync of a running server (tests/e2e/storage.rs,
-# `a_201_waits_for_the_disk…`). Installs Debian's package when missing (apt-install.sh: as root,
-# or through sudo). It never skips: when strace is still missing, or cannot
-# inject faults, it says why and exits non-zero.
+# `a_201_waits_for_the_disk…`). Installs Debian's package when missing (apt-install.sh: as
+# root, or through sudo). It never skips: when strace is still missing, or cannot inject
+# faults, it says why and exits non-zero.
 set -euo pipefail
 say() { printf 'ensure-strace: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }

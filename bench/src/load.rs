@@ -65,7 +65,7 @@ where
 /// [`paced_creates`] on a thread of its own ([`on_own_thread`]).
 ///
 /// # Errors
-/// When the thread or its runtime cannot start.
+/// When the thread, its runtime or the pacing thread cannot start.
 pub async fn paced_creates_on_own_thread(
     server: SocketAddr,
     token: Arc<str>,
@@ -74,20 +74,23 @@ pub async fn paced_creates_on_own_thread(
     schedule: Arc<Schedule>,
 ) -> anyhow::Result<CreatesReport> {
     on_own_thread("paced-posts", move || async move {
-        Ok(paced_creates(server, token, prefix, events, schedule).await)
+        paced_creates(server, token, prefix, events, schedule).await
     })
     .await
 }
 
 /// Creates `events` businesses named `<prefix><seq>`, one every `schedule.interval`, starting
 /// now; returns when every request has been answered.
+///
+/// # Errors
+/// When the pacing thread cannot start (nothing was sent).
 async fn paced_creates(
     server: SocketAddr,
     token: Arc<str>,
     prefix: Arc<str>,
     events: u64,
     schedule: Arc<Schedule>,
-) -> CreatesReport {
+) -> anyhow::Result<CreatesReport> {
     let pool: Arc<Mutex<Vec<HttpConn>>> = Arc::new(Mutex::new(Vec::new()));
     for _ in 0..WARM_CONNECTIONS {
         let mut conn = HttpConn::new(server);
@@ -96,7 +99,7 @@ async fn paced_creates(
         }
     }
     let start = schedule.begin(Instant::now() + Duration::from_millis(20));
-    let mut fired = pace(schedule.clone(), events);
+    let mut fired = pace(schedule.clone(), events)?;
     let mut tasks = Vec::with_capacity(events as usize);
     while let Some(seq) = fired.recv().await {
         let due = schedule.due(seq).expect("schedule has begun");
@@ -124,7 +127,7 @@ async fn paced_creates(
         tally(&mut report, result, took);
     }
     report.elapsed = start.elapsed();
-    report
+    Ok(report)
 }
 
 /// Names each event of `schedule` at its due time, from a thread of its own that sleeps to
@@ -132,7 +135,13 @@ async fn paced_creates(
 /// `sleep_until(due)` sent requests 1–2 ms late, and since latency counts from the due time,
 /// that lag was measured as the server's (POST → 201 p50 of 2.6 ms against an idle plain
 /// baseline that answers in 40 µs). A thread's sleep ends within tens of µs of the due time.
-fn pace(schedule: Arc<Schedule>, events: u64) -> tokio::sync::mpsc::UnboundedReceiver<u64> {
+///
+/// # Errors
+/// When the thread cannot start.
+fn pace(
+    schedule: Arc<Schedule>,
+    events: u64,
+) -> std::io::Result<tokio::sync::mpsc::UnboundedReceiver<u64>> {
     let (fire, fired) = tokio::sync::mpsc::unbounded_channel();
     let ticker = move || {
         for seq in 0..events {
@@ -143,14 +152,10 @@ fn pace(schedule: Arc<Schedule>, events: u64) -> tokio::sync::mpsc::UnboundedRec
             }
         }
     };
-    if let Err(error) = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("pace".into())
-        .spawn(ticker)
-    {
-        // Without its thread the run has no events: the report says 0 answered.
-        eprintln!("app-bench: cannot start the pacing thread: {error}");
-    }
-    fired
+        .spawn(ticker)?;
+    Ok(fired)
 }
 
 /// Creates businesses named `<prefix><n>` from `concurrency` clients, each sending its next
@@ -231,7 +236,7 @@ mod tests {
     async fn pacing_names_every_event_once_in_order_and_never_before_it_is_due() {
         let schedule = Arc::new(Schedule::new(Duration::from_millis(3)));
         schedule.begin(Instant::now() + Duration::from_millis(5));
-        let mut fired = pace(schedule.clone(), 20);
+        let mut fired = pace(schedule.clone(), 20).expect("pacing thread");
         let mut seen = Vec::new();
         while let Some(seq) = fired.recv().await {
             let due = schedule.due(seq).expect("begun");
@@ -247,6 +252,7 @@ mod tests {
     #[tokio::test]
     async fn pacing_an_unbegun_schedule_names_nothing() {
         let schedule = Arc::new(Schedule::new(Duration::from_millis(1)));
-        assert_eq!(pace(schedule, 5).recv().await, None);
+        let mut fired = pace(schedule, 5).expect("pacing thread");
+        assert_eq!(fired.recv().await, None);
     }
 }
