@@ -64,6 +64,8 @@ impl Figures {
             "request_p50_us": quantile(&o.posts.latency, 0.5),
             "server_cpu_per_frame_us": micros(o.server_cpu_per_frame),
             "other_cores": o.usage.other_cores(),
+            "server_waiting_threads": o.usage.server_waiting_threads(),
+            "client_waiting_threads": o.usage.client_waiting_threads(),
         }));
     }
 
@@ -297,11 +299,14 @@ pub fn compare(runs: &Runs, judge: bool) -> (String, bool) {
         let (p50, p99) = (med(app, &get("p50_us")), med(app, &get("p99_us")));
         let (b50, b99) = (med(base, &get("p50_us")), med(base, &get("p99_us")));
         notes.push(format!(
-            "{name} p99 per run (ms): app {} · baseline {}; other cores busy: app {} · baseline {}",
+            "{name} p99 per run (ms): app {} · baseline {}; other cores busy: app {} · baseline {}; \
+             server threads waiting for a core: app {} · baseline {}",
             each(app, &|r| get("p99_us")(r).map(|v| v / 1e3)),
             each(base, &|r| get("p99_us")(r).map(|v| v / 1e3)),
             each(app, &get("other_cores")),
             each(base, &get("other_cores")),
+            each(app, &get("server_waiting_threads")),
+            each(base, &get("server_waiting_threads")),
         ));
         let flo = floor_for(sockets, |f| f.round_mean_ms * 1e3);
         if over {

@@ -1,6 +1,7 @@
 //! Reads a process's CPU time and resident memory from `/proc`, as the issue prescribes:
 //! CPU seconds from `/proc/PID/stat` (user + system, all threads) and RSS from
-//! `/proc/PID/status` (`VmRSS`).
+//! `/proc/PID/status` (`VmRSS`); and, to tell a slow server from a starved one, how long its
+//! threads waited for a core (`/proc/PID/task/*/schedstat`).
 
 use anyhow::{anyhow, Context};
 
@@ -29,6 +30,34 @@ pub fn sample(pid: &str) -> anyhow::Result<ProcSample> {
         cpu_seconds: cpu_seconds(&stat)?,
         rss_kib: rss_kib(&status)?,
     })
+}
+
+/// Seconds the threads of `pid` have spent runnable but waiting for a core, summed over its
+/// live threads (field 2 of `schedstat`; a thread that has ended is no longer counted).
+///
+/// # Errors
+/// The process does not exist, or the kernel keeps no scheduler statistics.
+pub fn waiting_seconds(pid: &str) -> anyhow::Result<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("list /proc/{pid}/task"))?;
+    let mut nanos = 0u64;
+    for task in tasks {
+        let path = task.context("list threads")?.path().join("schedstat");
+        // A thread may end between the listing and the read: it simply no longer counts.
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            nanos += wait_nanos(&text)?;
+        }
+    }
+    Ok(nanos as f64 / 1e9)
+}
+
+/// The run-queue wait in nanoseconds from a `schedstat` line (`cpu_ns wait_ns timeslices`).
+fn wait_nanos(schedstat: &str) -> anyhow::Result<u64> {
+    schedstat
+        .split_whitespace()
+        .nth(1)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| anyhow!("malformed schedstat: {schedstat:?}"))
 }
 
 /// CPU seconds all cores of the machine have spent busy (everything but idle and I/O wait),
@@ -70,12 +99,26 @@ pub struct Usage {
     pub client_seconds: Option<f64>,
     /// Busy CPU seconds of every other process on the machine (other engineers' builds…).
     pub other_seconds: Option<f64>,
+    /// Seconds the server's and this client's threads spent waiting for a core: where both
+    /// wait, the machine is saturated and latency is the scheduler's sharing of it.
+    pub server_waiting_seconds: Option<f64>,
+    pub client_waiting_seconds: Option<f64>,
 }
 
 impl Usage {
     /// Cores kept busy by other processes on average, e.g. `0.8`.
     pub fn other_cores(&self) -> Option<f64> {
         Some(self.other_seconds? / self.wall_seconds.max(1e-9))
+    }
+
+    /// The server's threads waiting for a core, on average over the interval.
+    pub fn server_waiting_threads(&self) -> Option<f64> {
+        Some(self.server_waiting_seconds? / self.wall_seconds.max(1e-9))
+    }
+
+    /// This client's threads waiting for a core, on average over the interval.
+    pub fn client_waiting_threads(&self) -> Option<f64> {
+        Some(self.client_waiting_seconds? / self.wall_seconds.max(1e-9))
     }
 }
 
@@ -86,6 +129,8 @@ pub struct Meter {
     server: Option<ProcSample>,
     client: Option<ProcSample>,
     machine: Option<f64>,
+    server_waiting: Option<f64>,
+    client_waiting: Option<f64>,
 }
 
 impl Meter {
@@ -95,6 +140,8 @@ impl Meter {
             server: pid.as_deref().and_then(|p| sample(p).ok()),
             client: sample("self").ok(),
             machine: machine_busy_seconds().ok(),
+            server_waiting: pid.as_deref().and_then(|p| waiting_seconds(p).ok()),
+            client_waiting: waiting_seconds("self").ok(),
             started: std::time::Instant::now(),
             pid,
         }
@@ -114,11 +161,16 @@ impl Meter {
             .map(|(after, before)| (after - before).max(0.0));
         let other_seconds = machine
             .map(|m| (m - server_seconds.unwrap_or(0.0) - client_seconds.unwrap_or(0.0)).max(0.0));
+        let waited = |before: Option<f64>, pid: Option<&str>| {
+            Some((waiting_seconds(pid?).ok()? - before?).max(0.0))
+        };
         Usage {
             wall_seconds: self.started.elapsed().as_secs_f64(),
             server_seconds,
             client_seconds,
             other_seconds,
+            server_waiting_seconds: waited(self.server_waiting, self.pid.as_deref()),
+            client_waiting_seconds: waited(self.client_waiting, Some("self")),
         }
     }
 }
@@ -172,6 +224,42 @@ mod tests {
     fn machine_busy_time_leaves_out_idle_and_iowait() {
         let stat = "cpu  100 10 50 9000 40 5 5 0 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n";
         assert_eq!(busy_seconds(stat).unwrap(), 1.7);
+    }
+
+    #[test]
+    fn takes_the_run_queue_wait_from_schedstat() {
+        assert_eq!(
+            wait_nanos("123456789 2500000000 42\n").unwrap(),
+            2_500_000_000
+        );
+        assert!(wait_nanos("123456789\n").is_err());
+        assert!(wait_nanos("a b c").is_err());
+    }
+
+    #[test]
+    fn a_spinning_thread_beside_a_busy_one_waits_for_a_core() {
+        // Twice as many spinning threads as cores: some are always runnable but not running.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let before = waiting_seconds("self").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spinners: Vec<_> = (0..cores * 2)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Read while the spinners are alive: an ended thread's wait is no longer counted.
+        let during = waiting_seconds("self").unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for s in spinners {
+            s.join().unwrap();
+        }
+        assert!(during > before, "no wait seen: {before} → {during}");
     }
 
     #[test]

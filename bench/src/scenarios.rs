@@ -368,16 +368,23 @@ fn cpu_per(seconds: Option<f64>, units: u64) -> Option<Duration> {
     (units > 0).then(|| Duration::from_secs_f64(seconds / units as f64))
 }
 
-/// How busy the rest of the machine was: on a shared machine this explains noisy figures.
+/// How busy the rest of the machine was, and how long the server's and the client's threads
+/// waited for a core: on a shared or saturated machine this explains noisy figures.
 fn others(usage: &Usage) -> String {
-    usage
+    let others = usage
         .other_cores()
         .map_or("other processes: n/a".into(), |c| {
             format!(
                 "other processes kept {c:.2} cores busy over {:.1} s",
                 usage.wall_seconds
             )
-        })
+        });
+    let threads = |t: Option<f64>| t.map_or("n/a".into(), |t| format!("{t:.2}"));
+    format!(
+        "{others}; threads waiting for a core on average: server {}, client {}",
+        threads(usage.server_waiting_threads()),
+        threads(usage.client_waiting_threads())
+    )
 }
 
 /// A duration per unit, in µs with two decimals.
