@@ -108,17 +108,22 @@ pub struct Usage {
 impl Usage {
     /// Cores kept busy by other processes on average, e.g. `0.8`.
     pub fn other_cores(&self) -> Option<f64> {
-        Some(self.other_seconds? / self.wall_seconds.max(1e-9))
+        self.on_average(self.other_seconds)
     }
 
     /// The server's threads waiting for a core, on average over the interval.
     pub fn server_waiting_threads(&self) -> Option<f64> {
-        Some(self.server_waiting_seconds? / self.wall_seconds.max(1e-9))
+        self.on_average(self.server_waiting_seconds)
     }
 
     /// This client's threads waiting for a core, on average over the interval.
     pub fn client_waiting_threads(&self) -> Option<f64> {
-        Some(self.client_waiting_seconds? / self.wall_seconds.max(1e-9))
+        self.on_average(self.client_waiting_seconds)
+    }
+
+    /// Seconds of some thread-time per second of the interval.
+    fn on_average(&self, seconds: Option<f64>) -> Option<f64> {
+        Some(seconds? / self.wall_seconds.max(1e-9))
     }
 }
 
@@ -237,7 +242,7 @@ mod tests {
     }
 
     #[test]
-    fn a_spinning_thread_beside_a_busy_one_waits_for_a_core() {
+    fn threads_outnumbering_the_cores_wait_for_one() {
         // Twice as many spinning threads as cores: some are always runnable but not running.
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let before = waiting_seconds("self").unwrap();
