@@ -21,7 +21,7 @@ use crate::rate_limit::RateLimiter;
 use crate::recovery::Recovery;
 use crate::server::host::HostPolicy;
 use crate::server::{listener, EdgeSettings, Timeouts};
-use crate::state::AppState;
+use crate::state::{AppState, Handles};
 use crate::store::record::{self, Admission};
 use crate::store::{MailStamp, Store};
 use crate::writer::Writer;
@@ -201,7 +201,7 @@ impl Application {
 
         let first_run_password = bootstrap_admin(&store, &writer, &config).await?;
 
-        let state = AppState {
+        let state = AppState::new(Handles {
             vapid,
             store,
             writer,
@@ -216,7 +216,7 @@ impl Application {
                 config.booking_rate_per_business_per_minute,
             )),
             shutdown,
-        };
+        });
 
         let edge = edge_settings(&config);
         let listener = recovery.listener(config.addr).await?;
