@@ -4,7 +4,7 @@
 # side, plus the floor (bench/floor/fanout_limit.c) and the machine's fsync, then one table of
 # ratios from the medians with a verdict per row (docs/bench.md).
 #
-#   scripts/bench.sh            the standard suite, 3 runs per side (release build, ~15 minutes)
+#   scripts/bench.sh            the standard suite, 3 runs per side (release build, then ~11 minutes)
 #   scripts/bench.sh --smoke    1 small run per side for CI (debug build, under a minute); it
 #                               fails only if a scenario cannot run, never on timings
 #
