@@ -210,6 +210,8 @@ pub struct FanoutOutcome {
     pub posts: CreatesReport,
     /// Due time of the request → frame read, every (socket, event) pair, µs.
     pub latency: Histogram<u64>,
+    /// Due time of the request → the first socket's read, per event, µs.
+    pub first_read: Histogram<u64>,
     pub frames: u64,
     pub lost: u64,
     pub duplicates: u64,
@@ -271,6 +273,7 @@ pub async fn fanout(
     Ok(FanoutOutcome {
         rate,
         latency: watch.latencies.merged(),
+        first_read: watch.first_read_latencies(),
         frames,
         lost,
         duplicates: reports.iter().map(|r| r.duplicates).sum(),
@@ -332,13 +335,14 @@ impl FanoutOutcome {
     pub fn detail(&self) -> String {
         let cpu = |d: Option<Duration>| d.map_or("n/a".into(), per_unit);
         format!(
-            "{} sockets @ {} events/s: sockets {}; {} events, request latency {}; \
-             server CPU {} per frame, client CPU {} per frame; {}",
+            "{} sockets @ {} events/s: sockets {}; {} events, request latency {}, \
+             first socket's read {}; server CPU {} per frame, client CPU {} per frame; {}",
             report::count(self.opened.requested as u64),
             self.rate,
             self.opened.summary(),
             report::count(self.posts.ok),
             report::latency(&self.posts.latency),
+            report::latency(&self.first_read),
             cpu(self.server_cpu_per_frame),
             cpu(self.client_cpu_per_frame),
             others(&self.usage)

@@ -116,6 +116,9 @@ pub struct Watch {
     /// Shared with the sender, which fixes its start.
     pub schedule: Arc<Schedule>,
     pub latencies: Latencies,
+    /// Per event, the lowest latency any socket saw (µs; `u64::MAX` until one did): how
+    /// long the event took to leave the server at all, before its fan-out.
+    pub first_reads: Vec<AtomicU64>,
     /// Sockets that have seen every event.
     pub complete: AtomicUsize,
     /// Nanoseconds since `epoch` of the latest benchmark frame any socket read.
@@ -130,10 +133,23 @@ impl Watch {
             events,
             schedule: Arc::new(Schedule::new(interval)),
             latencies: Latencies::new(),
+            first_reads: (0..events).map(|_| AtomicU64::new(u64::MAX)).collect(),
             complete: AtomicUsize::new(0),
             last_frame_nanos: AtomicU64::new(0),
             epoch: Instant::now(),
         }
+    }
+
+    /// The first socket's latency of every event that reached one, µs.
+    pub fn first_read_latencies(&self) -> Histogram<u64> {
+        let mut histogram = new_histogram();
+        for first in &self.first_reads {
+            match first.load(Ordering::Relaxed) {
+                u64::MAX => {}
+                micros => histogram.saturating_record(micros.clamp(1, MAX_LATENCY_MICROS)),
+            }
+        }
+        histogram
     }
 
     /// The moment of the latest benchmark frame read by any socket.
@@ -207,6 +223,11 @@ impl Tally {
         if let Some(due) = watch.schedule.due(seq) {
             let micros = now.saturating_duration_since(due).as_micros() as u64;
             watch.latencies.record(key, micros);
+            let first = &watch.first_reads[seq as usize];
+            // Reading first keeps the line shared: only the few earliest sockets write it.
+            if micros < first.load(Ordering::Relaxed) {
+                first.fetch_min(micros, Ordering::Relaxed);
+            }
         }
         if let Some(id) = event_id(msg) {
             if id < self.last_id {
@@ -528,6 +549,33 @@ mod tests {
         assert_eq!(t.report.duplicates, 1);
         assert_eq!(t.report.out_of_order, 1);
         assert_eq!(watch.latencies.merged().len(), 4);
+    }
+
+    #[test]
+    fn first_read_keeps_each_events_earliest_socket() {
+        let watch = Watch::new("bn-".into(), 3, Duration::from_millis(10));
+        let start = Instant::now();
+        watch.schedule.begin(start);
+        let f = |seq: u64| {
+            format!(
+                r#"{{"id":{},"payload":{{"subdomain":"bn-{seq}"}}}}"#,
+                seq + 1
+            )
+        };
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let (mut late, mut early) = (Tally::new(3), Tally::new(3));
+        // Event 0 is due at 0 ms: read at 7 ms by one socket, at 3 ms by the other.
+        late.on_message(&watch, 0, f(0).as_bytes(), at(7));
+        early.on_message(&watch, 1, f(0).as_bytes(), at(3));
+        // Event 1 is due at 10 ms and read at 12 ms; event 2 reaches nobody.
+        late.on_message(&watch, 0, f(1).as_bytes(), at(12));
+        let first = watch.first_read_latencies();
+        assert_eq!(first.len(), 2, "an event nobody read is left out");
+        assert_eq!(first.min(), 2_000);
+        assert_eq!(
+            first.value_at_quantile(1.0),
+            first.highest_equivalent(3_000)
+        );
     }
 
     #[test]
