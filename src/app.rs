@@ -31,7 +31,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -86,7 +85,7 @@ pub struct Application {
     edge: EdgeSettings,
     tracker: TaskTracker,
     writer_thread: std::thread::JoinHandle<()>,
-    publisher: JoinHandle<()>,
+    publisher: std::thread::JoinHandle<()>,
     first_run_password: Option<String>,
     /// The store's health, and the re-exec that leaves the degraded state.
     recovery: Arc<Recovery>,
@@ -292,7 +291,13 @@ impl Application {
         if !matches!(joined, Ok(Ok(()))) {
             tracing::error!("the writer thread failed while stopping");
         }
-        publisher.abort();
+        // It stopped on the shutdown token; the join only confirms it.
+        if !matches!(
+            tokio::task::spawn_blocking(move || publisher.join()).await,
+            Ok(Ok(()))
+        ) {
+            tracing::error!("the bus publisher failed while stopping");
+        }
         // After the writer's last flush: the record names exactly what the store holds.
         match tokio::task::spawn_blocking(move || record::write_final(&final_store, &data)).await {
             Ok(Ok(())) => {}

@@ -125,17 +125,24 @@ impl Bus {
         let _ = self.notices.send(Arc::new(notice));
     }
 
-    /// Starts the watcher thread and the publishing task; the ring holds `capacity` events
+    /// Starts the watcher thread and the publishing thread; the ring holds `capacity` events
     /// ([`BROADCAST_CAPACITY`] unless a test shrinks it).
     ///
     /// The watcher is registered before this returns, so no event written afterwards is
     /// missed. The publisher stops on `shutdown`.
+    ///
+    /// The publisher has a thread of its own rather than a task on the server's runtime: it
+    /// is woken from the writer thread, and a task woken from outside the runtime joins the
+    /// back of the runtime's global queue — behind the thousands of sessions the previous
+    /// event woke. On a busy server each event then left only once the previous one had
+    /// reached every socket, and no session ever found two events to write at once
+    /// (docs/bench.md, "the publisher behind the fan-out").
     pub fn start(
         store: &Store,
         watermark: DurableWatermark,
         capacity: usize,
         shutdown: CancellationToken,
-    ) -> std::io::Result<(Self, tokio::task::JoinHandle<()>)> {
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (events, _) = broadcast::channel(capacity.max(1));
         let (notices, _) = broadcast::channel(256);
         let start = watermark.get();
@@ -150,7 +157,14 @@ impl Bus {
             notices,
             published,
         };
-        let publisher = tokio::spawn(publish(bus.clone(), raw_rx, watermark, start, shutdown));
+        // Its own single-threaded runtime: `publish` awaits only channels and the token.
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        let publishing = bus.clone();
+        let publisher = std::thread::Builder::new()
+            .name("bus-publish".into())
+            .spawn(move || {
+                runtime.block_on(publish(publishing, raw_rx, watermark, start, shutdown));
+            })?;
         Ok((bus, publisher))
     }
 }

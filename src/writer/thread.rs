@@ -316,7 +316,7 @@ fn commit_batch(
         let _ = reply.send(result);
     }
     // Published after the answers, so the callers' tasks are queued on the runtime before
-    // the publisher's, which wakes every socket: a 201 then waits behind no fan-out.
+    // the bus's publisher thread queues every socket's: a 201 then waits behind no fan-out.
     if let (Some(id), None) = (newest_event, &not_durable) {
         watermark.send_replace(id);
     }
