@@ -256,6 +256,60 @@ impl<T> Reorder<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::StoreHealth;
+    use crate::metrics::Metrics;
+    use crate::store::fixtures;
+    use crate::writer::Writer;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    #[test]
+    fn events_go_out_while_the_servers_runtime_is_busy() {
+        // Invariant 1's publisher must not need a runtime worker: woken from the writer
+        // thread, a task queues behind every session the last event woke (docs/bench.md,
+        // "the publisher behind the fan-out").
+        let (_dir, store) = fixtures::store();
+        let health = StoreHealth::new(Arc::new(Metrics::default()));
+        let (writer, watermark, writer_thread) =
+            Writer::start(store.clone(), fixtures::stamp(), health).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        // Started from inside the runtime, as the server starts it.
+        let (bus, publisher) = {
+            let _inside = runtime.enter();
+            Bus::start(&store, watermark, 16, shutdown.clone()).unwrap()
+        };
+        let mut events = bus.subscribe();
+
+        // The runtime's only worker stays busy until the event has arrived (at most 30 s).
+        let (arrived, wait_for_arrival) = std::sync::mpsc::channel::<()>();
+        let (hogging, hog_started) = std::sync::mpsc::channel();
+        let hog_done = Arc::new(AtomicBool::new(false));
+        let done = hog_done.clone();
+        runtime.spawn(async move {
+            hogging.send(()).unwrap();
+            let _ = wait_for_arrival.recv_timeout(Duration::from_secs(30));
+            done.store(true, Ordering::SeqCst);
+        });
+        hog_started.recv().unwrap();
+
+        writer.submit_blocking(fixtures::create("busy")).unwrap();
+        let event = events.blocking_recv().unwrap();
+        assert!(
+            !hog_done.load(Ordering::SeqCst),
+            "the event went out only once the runtime's worker was free"
+        );
+        arrived.send(()).unwrap();
+        assert_eq!(event.kind, EventKind::BusinessCreated);
+
+        shutdown.cancel();
+        publisher.join().unwrap();
+        drop(writer);
+        writer_thread.join().unwrap();
+    }
 
     /// Everything `order` releases with the watermark at `durable`.
     fn drain(order: &mut Reorder<&'static str>, durable: u64) -> Vec<(u64, &'static str)> {
