@@ -95,7 +95,14 @@ fn assert_consecutive(ids: &[u64], what: &str) {
     }
 }
 
+/// JetStream's answer when the meta leader does not yet count enough peers as online.
+const NO_PEERS_FOR_PLACEMENT: u64 = 10005;
+
 /// A JetStream stream of three replicas on the harness cluster, through a running server.
+///
+/// A freshly elected meta leader may not have heard from every peer yet, and then refuses
+/// three replicas with "no suitable peers for placement, peer offline" (seen in CI): that
+/// answer is retried until the peers are in, any other error fails the test.
 async fn create_r3_stream(nats: &NatsCluster, via: usize) {
     let mut conn = RawNats::connect(&nats.client_addr(via))
         .await
@@ -103,14 +110,23 @@ async fn create_r3_stream(nats: &NatsCluster, via: usize) {
     let config = json!({
         "name": "HARNESS", "subjects": ["harness.>"], "num_replicas": 3, "storage": "file",
     });
-    let answer = conn
-        .request(
-            "$JS.API.STREAM.CREATE.HARNESS",
-            config.to_string().as_bytes(),
-            LEADER_WITHIN,
-        )
-        .await
-        .expect("a stream create answer");
+    let deadline = tokio::time::Instant::now() + LEADER_WITHIN;
+    let answer = loop {
+        let answer = conn
+            .request(
+                "$JS.API.STREAM.CREATE.HARNESS",
+                config.to_string().as_bytes(),
+                LEADER_WITHIN,
+            )
+            .await
+            .expect("a stream create answer");
+        let placement_refused =
+            answer["error"]["err_code"].as_u64() == Some(NO_PEERS_FOR_PLACEMENT);
+        if !placement_refused || tokio::time::Instant::now() >= deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(answer.get("error").is_none(), "stream create: {answer}");
     assert_eq!(answer["config"]["num_replicas"], 3, "{answer}");
 }
