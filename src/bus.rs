@@ -297,7 +297,15 @@ mod tests {
         hog_started.recv().unwrap();
 
         writer.submit_blocking(fixtures::create("busy")).unwrap();
-        let event = events.blocking_recv().unwrap();
+        // Waited for on a runtime of its own, so a publisher that never publishes fails the
+        // test instead of hanging it.
+        let event = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(async { tokio::time::timeout(Duration::from_secs(60), events.recv()).await })
+            .expect("the event went out within 60 s")
+            .unwrap();
         assert!(
             !hog_done.load(Ordering::SeqCst),
             "the event went out only once the runtime's worker was free"

@@ -311,8 +311,8 @@ impl WsConn {
 }
 
 thread_local! {
-    /// The read buffer of every socket served by this thread: only borrowed between awaits,
-    /// so an idle socket owns no buffer at all.
+    /// The read buffer of every socket served by this thread: borrowed only within one poll
+    /// of a read, so an idle socket owns no buffer at all.
     static READ_CHUNK: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK_BYTES].into());
 }
 

@@ -102,31 +102,31 @@ const NO_PEERS_FOR_PLACEMENT: u64 = 10005;
 ///
 /// A freshly elected meta leader may not have heard from every peer yet, and then refuses
 /// three replicas with "no suitable peers for placement, peer offline" (seen in CI): that
-/// answer is retried until the peers are in, any other error fails the test.
+/// answer is asked again until the peers are in; any other answer is judged at once.
 async fn create_r3_stream(nats: &NatsCluster, via: usize) {
-    let mut conn = RawNats::connect(&nats.client_addr(via))
-        .await
-        .expect("connect to NATS");
     let config = json!({
         "name": "HARNESS", "subjects": ["harness.>"], "num_replicas": 3, "storage": "file",
-    });
-    let deadline = tokio::time::Instant::now() + LEADER_WITHIN;
-    let answer = loop {
-        let answer = conn
-            .request(
-                "$JS.API.STREAM.CREATE.HARNESS",
-                config.to_string().as_bytes(),
-                LEADER_WITHIN,
-            )
-            .await
-            .expect("a stream create answer");
-        let placement_refused =
-            answer["error"]["err_code"].as_u64() == Some(NO_PEERS_FOR_PLACEMENT);
-        if !placement_refused || tokio::time::Instant::now() >= deadline {
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .to_string();
+    let answer = eventually_within(
+        "JetStream places a stream of three replicas",
+        LEADER_WITHIN,
+        || async {
+            let mut conn = RawNats::connect(&nats.client_addr(via))
+                .await
+                .expect("connect to NATS");
+            let answer = conn
+                .request(
+                    "$JS.API.STREAM.CREATE.HARNESS",
+                    config.as_bytes(),
+                    LEADER_WITHIN,
+                )
+                .await
+                .expect("a stream create answer");
+            (answer["error"]["err_code"].as_u64() != Some(NO_PEERS_FOR_PLACEMENT)).then_some(answer)
+        },
+    )
+    .await;
     assert!(answer.get("error").is_none(), "stream create: {answer}");
     assert_eq!(answer["config"]["num_replicas"], 3, "{answer}");
 }
