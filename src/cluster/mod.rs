@@ -13,6 +13,7 @@
 //! Without NATS a node refuses writes (503 `storage_unavailable`) and keeps serving reads
 //! and sockets from its store.
 
+mod copies;
 mod follow;
 mod record;
 
@@ -334,35 +335,21 @@ fn epoch_described(description: Option<&str>) -> Option<String> {
         .map(String::from)
 }
 
-/// Opens (or creates) the stream, applies `keep` (`--nats-keep-days`), and reads its epoch
-/// and extent.
+/// Opens (or creates) the stream, applies `keep` (`--nats-keep-days`), reads its epoch and
+/// extent, and raises its copies to as many as the NATS cluster allows ([`copies`]).
 async fn open_log(js: &jetstream::Context, keep: Option<Duration>) -> Result<Log, ClusterError> {
     let stream_error = |e: &dyn std::fmt::Display| ClusterError::Stream(e.to_string());
-    let mut last_error = None;
-    let mut opened = None;
-    // As many copies as the NATS cluster allows, up to three: a single server refuses more
-    // than one.
-    for replicas in [3, 2, 1] {
-        let mut config = stream::Config {
-            name: STREAM.to_string(),
-            subjects: vec![SUBJECT.to_string()],
-            storage: stream::StorageType::File,
-            num_replicas: replicas,
-            duplicate_window: DUPLICATE_WINDOW,
-            ..Default::default()
-        };
-        retain(&mut config, keep);
-        match js.get_or_create_stream(config).await {
-            Ok(stream) => {
-                opened = Some(stream);
-                break;
-            }
-            Err(error) => last_error = Some(error.to_string()),
-        }
-    }
-    let Some(mut stream) = opened else {
-        return Err(ClusterError::Stream(last_error.unwrap_or_default()));
+    let mut config = stream::Config {
+        name: STREAM.to_string(),
+        subjects: vec![SUBJECT.to_string()],
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
     };
+    retain(&mut config, keep);
+    let mut stream = copies::open_or_create(js, &config)
+        .await
+        .map_err(ClusterError::Stream)?;
     let info = stream.info().await.map_err(|e| stream_error(&e))?.clone();
     if info.state.last_sequence == 0 {
         // Only the first publish on an empty stream is taken: the other nodes' epoch
@@ -417,6 +404,7 @@ async fn open_log(js: &jetstream::Context, keep: Option<Duration>) -> Result<Log
             .map_err(|e| stream_error(&e))?;
         tracing::info!(max_age = ?wanted.max_age, "updated the log's settings");
     }
+    copies::raise(js, &wanted).await;
     Ok(Log {
         epoch,
         newest: state.last_sequence,

@@ -9,7 +9,7 @@
 //! and JetStream keeps a leader and takes writes with one server killed. They need only
 //! `nats-server` (scripts/ensure-nats-server.sh installs it).
 
-use crate::support::cluster::{AppCluster, CLUSTER_SOON};
+use crate::support::cluster::{AppCluster, CLUSTER_SECRET, CLUSTER_SOON};
 use crate::support::nats::{NatsCluster, RawNats, LEADER_WITHIN};
 use crate::support::smtp::{by_message_id, SmtpSink};
 use crate::support::{
@@ -98,37 +98,103 @@ fn assert_consecutive(ids: &[u64], what: &str) {
 /// JetStream's answer when the meta leader does not yet count enough peers as online.
 const NO_PEERS_FOR_PLACEMENT: u64 = 10005;
 
+/// JetStream's answer to creating stream `name` (subjects under its name in lower case, e.g.
+/// `harness.>`) with three replicas through server `via`.
+async fn create_three_copies(nats: &NatsCluster, via: usize, name: &str) -> Value {
+    let config = json!({
+        "name": name, "subjects": [format!("{}.>", name.to_lowercase())], "num_replicas": 3, "storage": "file",
+    })
+    .to_string();
+    let mut conn = RawNats::connect(&nats.client_addr(via))
+        .await
+        .expect("connect to NATS");
+    conn.request(
+        &format!("$JS.API.STREAM.CREATE.{name}"),
+        config.as_bytes(),
+        LEADER_WITHIN,
+    )
+    .await
+    .expect("a stream create answer")
+}
+
+/// Whether `answer` is JetStream's refusal to place a stream for want of an online peer.
+fn refused_for_an_offline_peer(answer: &Value) -> bool {
+    answer["error"]["err_code"].as_u64() == Some(NO_PEERS_FOR_PLACEMENT)
+        && answer["error"]["description"]
+            .as_str()
+            .is_some_and(|text| text.contains("offline"))
+}
+
 /// A JetStream stream of three replicas on the harness cluster, through a running server.
 ///
 /// A freshly elected meta leader may not have heard from every peer yet, and then refuses
 /// three replicas with "no suitable peers for placement, peer offline" (seen in CI): that
 /// answer is asked again until the peers are in; any other answer is judged at once.
 async fn create_r3_stream(nats: &NatsCluster, via: usize) {
-    let config = json!({
-        "name": "HARNESS", "subjects": ["harness.>"], "num_replicas": 3, "storage": "file",
-    })
-    .to_string();
     let answer = eventually_within(
         "JetStream places a stream of three replicas",
         LEADER_WITHIN,
         || async {
-            let mut conn = RawNats::connect(&nats.client_addr(via))
-                .await
-                .expect("connect to NATS");
-            let answer = conn
-                .request(
-                    "$JS.API.STREAM.CREATE.HARNESS",
-                    config.as_bytes(),
-                    LEADER_WITHIN,
-                )
-                .await
-                .expect("a stream create answer");
+            let answer = create_three_copies(nats, via, "HARNESS").await;
             (answer["error"]["err_code"].as_u64() != Some(NO_PEERS_FOR_PLACEMENT)).then_some(answer)
         },
     )
     .await;
     assert!(answer.get("error").is_none(), "stream create: {answer}");
     assert_eq!(answer["config"]["num_replicas"], 3, "{answer}");
+}
+
+/// Waits until JetStream, asked through server `via`, answers a stream of three replicas
+/// with `refused` (true: refused for an offline peer; false: placed). A probe it places is
+/// deleted again.
+async fn wait_for_placement_of_three(nats: &NatsCluster, via: usize, refused: bool) {
+    let what = if refused {
+        "JetStream refuses three copies for an offline peer"
+    } else {
+        "JetStream places three copies again"
+    };
+    eventually_within(what, LEADER_WITHIN, || async {
+        // Each ask may create and delete a stream: a few a second are plenty.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let answer = create_three_copies(nats, via, "PROBE").await;
+        if answer.get("error").is_none() {
+            let mut conn = RawNats::connect(&nats.client_addr(via)).await.ok()?;
+            let deleted = conn
+                .request("$JS.API.STREAM.DELETE.PROBE", b"", LEADER_WITHIN)
+                .await
+                .ok()?;
+            assert_eq!(deleted["success"], true, "delete the probe: {deleted}");
+        }
+        (refused_for_an_offline_peer(&answer) == refused).then_some(())
+    })
+    .await;
+}
+
+/// How many copies of the app's log (`APP_CHANGES`) JetStream keeps, asked through `via`.
+async fn log_copies(nats: &NatsCluster, via: usize) -> u64 {
+    let mut conn = RawNats::connect(&nats.client_addr(via))
+        .await
+        .expect("connect to NATS");
+    let info = conn
+        .request("$JS.API.STREAM.INFO.APP_CHANGES", b"", LEADER_WITHIN)
+        .await
+        .expect("the log's stream info");
+    info["config"]["num_replicas"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the log's stream info names its copies: {info}"))
+}
+
+/// Starts an app node named `name` over `nats` on a blocking thread, so the test can act on
+/// the NATS cluster while the node waits for its log.
+fn start_node_in_background(nats: &NatsCluster, name: &str) -> tokio::task::JoinHandle<TestServer> {
+    let (urls, name) = (nats.urls(), name.to_string());
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        runtime.block_on(TestServer::start_with(
+            &["--nats", &urls, "--node-name", &name],
+            &[("APP_JWT_SECRET", CLUSTER_SECRET)],
+        ))
+    })
 }
 
 /// Publishes to the harness stream through server `via` until JetStream acknowledges it
@@ -207,6 +273,68 @@ async fn harness_with_its_meta_leader_killed_jetstream_elects_another_and_takes_
         "the restarted server rejoins and follows the new leader"
     );
     assert_eq!(publish_acked(&nats, victim, "after").await, 3);
+}
+
+#[tokio::test]
+async fn a_node_started_while_a_nats_server_restarts_waits_and_keeps_the_log_on_three() {
+    let mut nats = NatsCluster::start(3).await;
+    let leader = nats.wait_for_leader().await;
+    let via = nats.index_of(&leader);
+    let away = (via + 1) % 3;
+    nats.stop(away);
+    wait_for_placement_of_three(&nats, via, true).await;
+
+    let starting = start_node_in_background(&nats, "node-0");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    nats.restart(away).await;
+    let node = starting.await.expect("the node starts");
+    assert_eq!(
+        log_copies(&nats, via).await,
+        3,
+        "the node waited out the offline peer instead of taking two copies for good"
+    );
+    let admin = node.admin().await;
+    assert_eq!(
+        create(&admin, "after-the-wait").await.map(|a| a.status),
+        Some(201)
+    );
+}
+
+#[tokio::test]
+async fn a_log_created_while_a_nats_server_was_away_is_raised_to_three_copies_by_the_next_node() {
+    let mut cluster = AppCluster::start(0).await;
+    let leader = cluster.nats.wait_for_leader().await;
+    let via = cluster.nats.index_of(&leader);
+    let away = (via + 1) % 3;
+    cluster.nats.stop(away);
+    wait_for_placement_of_three(&cluster.nats, via, true).await;
+    // The server stays away longer than a node waits: the first node takes two copies.
+    cluster.add_node().await;
+    assert_eq!(log_copies(&cluster.nats, via).await, 2);
+    let admin = cluster.admin(0).await;
+    assert_eq!(
+        create(&admin, "on-two-copies").await.map(|a| a.status),
+        Some(201)
+    );
+
+    cluster.nats.restart(away).await;
+    wait_for_placement_of_three(&cluster.nats, via, false).await;
+    cluster.add_node().await;
+    assert_eq!(
+        log_copies(&cluster.nats, via).await,
+        3,
+        "the second node raised the log to as many copies as the cluster allows"
+    );
+    // Both nodes go on taking writes and applying each other's.
+    let admin = admin_everywhere(&cluster).await;
+    let (mut ws, _) = dashboard(cluster.node(0), &admin, None).await;
+    for i in [1, 0] {
+        let answer = create(&cluster.on_node(&admin, i), &format!("on-three-{i}")).await;
+        assert_eq!(answer.map(|a| a.status), Some(201), "node {i}");
+    }
+    let events = next_events(&mut ws, 2).await;
+    let ids: Vec<u64> = events.iter().map(|(id, _)| *id).collect();
+    assert_consecutive(&ids, "node 0's socket after the log was raised");
 }
 
 #[tokio::test]

@@ -314,6 +314,14 @@ impl NatsCluster {
         }
     }
 
+    /// SIGTERM of server `i`, waiting until it has exited: unlike [`NatsCluster::kill9`], the
+    /// server tells its peers it is going, and JetStream counts it as offline.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut child) = self.servers[i].child.take() {
+            super::server::terminate(&mut child, Duration::from_secs(30));
+        }
+    }
+
     /// Starts server `i` again on its ports, config and store (after [`NatsCluster::kill9`]),
     /// and waits until it agrees with the others on a meta leader.
     pub async fn restart(&mut self, i: usize) {
