@@ -111,17 +111,23 @@ pub fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
-/// Writes and fsyncs 4 KiB `samples` times in a file under `dir`; the p50 of one write+fsync.
+/// Writes and fsyncs 4 KiB `samples` times in a file under `dir`, waiting `every` before each
+/// sample (zero: back to back); the p50 of one write+fsync.
+///
+/// The pause matters on this machine: an fsync after the disk has been idle for a while takes
+/// two to three times as long as one right after another, so a figure compared with requests
+/// made at some pace is measured at that pace.
 ///
 /// # Errors
 /// The file cannot be created or written.
-pub fn fsync_p50(dir: &Path, samples: u32) -> anyhow::Result<Duration> {
+pub fn fsync_p50(dir: &Path, samples: u32, every: Duration) -> anyhow::Result<Duration> {
     let path = dir.join(format!("fsync-probe-{}", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&path)?;
         let block = [0x5a_u8; 4096];
         let mut times = Vec::with_capacity(samples as usize);
         for _ in 0..samples.max(1) {
+            std::thread::sleep(every);
             let start = Instant::now();
             file.write_all(&block)?;
             file.sync_all()?;
@@ -167,12 +173,17 @@ pub struct Runs {
     pub app: Vec<Value>,
     pub baseline: Vec<Value>,
     pub floor: Vec<FloorRun>,
+    /// The fsync p50 back to back (`fsync-us.txt`).
     pub fsync_us: Option<f64>,
+    /// The fsync p50 with a pause before each sample, and that pause in ms
+    /// (`fsync-every-<ms>ms-us.txt`): the pace of the POST row's requests.
+    pub fsync_paced: Option<(f64, u64)>,
     /// Floor outputs that did not parse or whose reader came up short.
     pub floor_failures: Vec<String>,
 }
 
-/// Reads `app-N.json`, `baseline-N.json`, `floor-S-N.txt` and `fsync-us.txt` from `dir`.
+/// Reads `app-N.json`, `baseline-N.json`, `floor-S-N.txt`, `fsync-us.txt` and
+/// `fsync-every-<ms>ms-us.txt` from `dir`.
 ///
 /// # Errors
 /// The folder cannot be read or a JSON file does not parse.
@@ -200,6 +211,12 @@ pub fn read_runs(dir: &Path) -> anyhow::Result<Runs> {
             }
         } else if name == "fsync-us.txt" {
             runs.fsync_us = text()?.trim().parse().ok();
+        } else if let Some(every_ms) = name
+            .strip_prefix("fsync-every-")
+            .and_then(|rest| rest.strip_suffix("ms-us.txt"))
+            .and_then(|ms| ms.parse().ok())
+        {
+            runs.fsync_paced = text()?.trim().parse().ok().map(|p50| (p50, every_ms));
         }
     }
     Ok(runs)
@@ -390,13 +407,26 @@ pub fn compare(runs: &Runs, judge: bool) -> (String, bool) {
         let get =
             |r: &Value| fanout_of(r, sockets, rate).and_then(|f| f["request_p50_us"].as_f64());
         let (a, b) = (med(app, &get), med(base, &get));
-        let fsync = runs.fsync_us;
+        // The requests come one per 1/rate seconds, so their fsync is the paced one
+        // (bench.sh paces it so); a results folder from before the paced probe has only the
+        // back-to-back figure.
+        let (fsync, floor) = match (runs.fsync_paced, runs.fsync_us) {
+            (Some((paced, every_ms)), back_to_back) => (
+                Some(paced),
+                format!(
+                    "fsync p50 {} at one per {every_ms} ms ({} back to back)",
+                    ms(Some(paced)),
+                    ms(back_to_back)
+                ),
+            ),
+            (None, back_to_back) => (back_to_back, format!("fsync p50 {}", ms(back_to_back))),
+        };
         rows.push(Row {
             scenario: format!("POST → 201 p50 at {rate} events/s"),
-            target: "≤ 1 ms + fsync p50".into(),
+            target: "≤ 1 ms + fsync p50 at that pace".into(),
             app: ms(a),
             baseline: format!("{} (not durable)", ms(b)),
-            floor: format!("fsync p50 {}", ms(fsync)),
+            floor,
             ratio: ratio(a, fsync.map(|f| f + 1_000.0)),
             holds: a.zip(fsync).map(|(a, f)| a <= 1_000.0 + f),
         });
@@ -569,6 +599,7 @@ mod tests {
             baseline: vec![run(10_000, 30_000, 30_000.0, 0); 3],
             floor: vec![floor],
             fsync_us: Some(250.0),
+            fsync_paced: None,
             floor_failures: vec![],
         };
         let (table, _) = compare(&runs, true);
@@ -582,5 +613,37 @@ mod tests {
         // Smoke: no verdicts at all.
         let (table, all) = compare(&runs, false);
         assert!(all && !table.contains("**no**"));
+    }
+
+    #[test]
+    fn the_post_row_is_judged_against_the_fsync_at_the_requests_pace() {
+        let mut app = run(9_000, 20_000, 20_000.0, 0);
+        app["fanouts"][0]["request_p50_us"] = json!(1_500);
+        let mut runs = Runs {
+            app: vec![app; 3],
+            baseline: vec![run(10_000, 30_000, 30_000.0, 0); 3],
+            floor: vec![],
+            fsync_us: Some(250.0),
+            fsync_paced: Some((700.0, 500)),
+            floor_failures: vec![],
+        };
+        let post_row = |runs: &Runs| {
+            let (table, _) = compare(runs, true);
+            table
+                .lines()
+                .find(|line| line.starts_with("| POST"))
+                .expect("a POST row")
+                .to_string()
+        };
+        let row = post_row(&runs);
+        assert!(row.contains("at one per 500 ms"), "{row}");
+        assert!(row.ends_with("| yes |"), "1.5 ms ≤ 1 ms + 0.7 ms: {row}");
+        // A results folder without the paced figure is judged against the back-to-back one.
+        runs.fsync_paced = None;
+        let row = post_row(&runs);
+        assert!(
+            row.ends_with("| **no** |"),
+            "1.5 ms > 1 ms + 0.25 ms: {row}"
+        );
     }
 }

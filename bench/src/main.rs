@@ -86,8 +86,8 @@ pub enum BenchCommand {
         without_big_delete: bool,
     },
     /// Issue 16's table: medians of the `app-N.json` and `baseline-N.json` suite runs in DIR,
-    /// against the floor's `floor-SOCKETS-N.txt` and the fsync p50 in `fsync-us.txt`. Needs
-    /// no server.
+    /// against the floor's `floor-SOCKETS-N.txt` and the fsync p50s in `fsync-us.txt` (back to
+    /// back) and `fsync-every-MSms-us.txt` (at the POST row's pace). Needs no server.
     Compare {
         dir: std::path::PathBuf,
         /// Print the table without verdicts (the smoke sizes are too small to judge).
@@ -100,6 +100,10 @@ pub enum BenchCommand {
         dir: std::path::PathBuf,
         #[arg(long, default_value_t = 200)]
         samples: u32,
+        /// Wait this long before each sample (0: back to back), to measure the fsync of
+        /// requests made at that pace.
+        #[arg(long, default_value_t = 0)]
+        every_ms: u64,
     },
     /// An SMTP server on loopback that takes every mail and keeps none (start `app serve`
     /// with `--smtp-url` pointing at it); prints the mails taken when stopped. Needs no
@@ -270,8 +274,12 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             };
         }
-        BenchCommand::Fsync { dir, samples } => {
-            return match compare::fsync_p50(dir, *samples) {
+        BenchCommand::Fsync {
+            dir,
+            samples,
+            every_ms,
+        } => {
+            return match compare::fsync_p50(dir, *samples, Duration::from_millis(*every_ms)) {
                 Ok(p50) => {
                     println!("{:.1}", p50.as_secs_f64() * 1e6);
                     ExitCode::SUCCESS
