@@ -132,6 +132,22 @@ export function withActivity(activity, events) {
   return { ...activity, items, nextBefore: dropped ? oldest : activity.nextBefore };
 }
 
+/**
+ * The feed once the filter is set to `type` ('' for all), until the server's page of that
+ * type arrives: what was shown, filtered here, and `loading`, since whether older events of
+ * that type exist is not known yet (the feed then neither offers "Load older" nor says the
+ * history starts here).
+ */
+export function filteringActivity(activity, type) {
+  return {
+    filter: type,
+    items: activity.items.filter((e) => !type || e.type === type),
+    nextBefore: null,
+    limit: FEED_LIMIT,
+    loading: true,
+  };
+}
+
 /** The feed with an older page (`{items, next_before}`) appended; it may hold more from now on. */
 export function withOlderPage(activity, page) {
   const items = mergeEvents(activity.items, page.items || [], Infinity);
@@ -422,11 +438,16 @@ export class LiveState {
    * 50, then older pages of that type on demand (`loadOlderActivity`).
    */
   async setActivityFilter(type) {
-    this.store.set((s) => ({
-      ...s,
-      activity: { filter: type, items: s.activity.items.filter((e) => !type || e.type === type), nextBefore: null, limit: FEED_LIMIT },
-    }));
-    const res = await this.api.activity(type);
+    this.store.set((s) => ({ ...s, activity: filteringActivity(s.activity, type) }));
+    let res;
+    try {
+      res = await this.api.activity(type);
+    } catch (err) {
+      this.store.set((s) =>
+        s.activity.filter === type ? { ...s, activity: { ...s.activity, loading: false } } : s,
+      );
+      throw err;
+    }
     this.store.set((s) =>
       s.activity.filter === type
         ? { ...s, activity: { filter: type, items: mergeEvents(s.activity.items, res.items || []), nextBefore: res.next_before ?? null, limit: FEED_LIMIT } }

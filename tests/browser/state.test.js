@@ -3,7 +3,7 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { initialState, reduceEvent, reduceRead, applySnapshot, mergeEvents, withOlderPage } from '../../src/web/state.js';
+import { initialState, reduceEvent, reduceRead, applySnapshot, mergeEvents, withOlderPage, filteringActivity } from '../../src/web/state.js';
 import { initialOwnerState, reduceOwner, applyOwnerSnapshot, ownerView } from '../../src/web/owner-state.js';
 import { perMinute, niceMax } from '../../src/web/chart.js';
 import { backoffDelay } from '../../src/web/connection.js';
@@ -22,6 +22,18 @@ function adminState(lastEventId = 10) {
 }
 
 describe('state reducers', () => {
+  it('a filter being loaded knows neither older pages nor the start of the history', () => {
+    const s = adminState();
+    const filtering = filteringActivity(s.activity, 'business_created');
+    assert.equal(filtering.loading, true);
+    assert.deepEqual(filtering.items.map((e) => e.id), [10, 9]);
+    assert.deepEqual(filteringActivity(s.activity, 'reservation_created').items, []);
+    // A live event while the page loads is shown and keeps the feed loading.
+    const live = reduceEvent({ ...s, activity: filtering }, ev(11, 'business_created', { business: business('eeee') }));
+    assert.equal(live.activity.items[0].id, 11);
+    assert.equal(live.activity.loading, true);
+  });
+
   it('counts an event newer than the snapshot once, even when applied twice', () => {
     const e = ev(11, 'business_created', { business: business('dddd') });
     const once = reduceEvent(adminState(), e);
