@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The most copies the log asks for: a quorum survives one server lost.
-pub(super) const MOST_COPIES: usize = 3;
+const MOST_COPIES: usize = 3;
 /// How long a starting node keeps asking for a number of copies that JetStream refuses
 /// because a peer is offline, before it takes fewer.
 const OFFLINE_PEER_PATIENCE: Duration = Duration::from_secs(15);

@@ -262,18 +262,6 @@ async fn each_mail_is_sent_by_one_node_only() {
     assert_eq!(by_id.len(), 13, "{by_id:?}");
 }
 
-/// The log's stream as the JetStream API describes it.
-async fn stream_info(nats: &NatsCluster) -> Value {
-    let mut raw = RawNats::connect(&nats.client_addr(0)).await.unwrap();
-    raw.request(
-        "$JS.API.STREAM.INFO.APP_CHANGES",
-        b"",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap()
-}
-
 /// Drops all but the newest `keep` records of the log, as its retention (`max_age`) does in
 /// time.
 async fn purge(nats: &NatsCluster, keep: u64) {
@@ -299,7 +287,7 @@ async fn a_node_behind_the_logs_retention_is_refused_and_seeded_from_another_nod
     )
     .await;
     // `--nats-keep-days` is the stream's retention; its description names the epoch.
-    let info = stream_info(&nats).await;
+    let info = nats.log_info(0).await;
     let day_ns = 86_400_000_000_000_u64;
     assert_eq!(info["config"]["max_age"], 30 * day_ns, "{info}");
     let admin = a.admin().await;
@@ -335,7 +323,7 @@ async fn a_node_behind_the_logs_retention_is_refused_and_seeded_from_another_nod
     // The retention drops the oldest records (here at once, as `max_age` would in time),
     // the epoch record among them.
     purge(&nats, 2).await;
-    let first = stream_info(&nats).await["state"]["first_seq"]
+    let first = nats.log_info(0).await["state"]["first_seq"]
         .as_u64()
         .unwrap();
     assert!(first > 2, "records were dropped: first {first}");

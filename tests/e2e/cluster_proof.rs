@@ -172,13 +172,7 @@ async fn wait_for_placement_of_three(nats: &NatsCluster, via: usize, refused: bo
 
 /// How many copies of the app's log (`APP_CHANGES`) JetStream keeps, asked through `via`.
 async fn log_copies(nats: &NatsCluster, via: usize) -> u64 {
-    let mut conn = RawNats::connect(&nats.client_addr(via))
-        .await
-        .expect("connect to NATS");
-    let info = conn
-        .request("$JS.API.STREAM.INFO.APP_CHANGES", b"", LEADER_WITHIN)
-        .await
-        .expect("the log's stream info");
+    let info = nats.log_info(via).await;
     info["config"]["num_replicas"]
         .as_u64()
         .unwrap_or_else(|| panic!("the log's stream info names its copies: {info}"))

@@ -314,6 +314,17 @@ impl NatsCluster {
         }
     }
 
+    /// The app's log (`APP_CHANGES`) as the JetStream API describes it, asked through
+    /// server `via`.
+    pub async fn log_info(&self, via: usize) -> Value {
+        let mut raw = RawNats::connect(&self.client_addr(via))
+            .await
+            .expect("connect to NATS");
+        raw.request("$JS.API.STREAM.INFO.APP_CHANGES", b"", LEADER_WITHIN)
+            .await
+            .expect("the log's stream info")
+    }
+
     /// SIGTERM of server `i`, waiting until it has exited: unlike [`NatsCluster::kill9`], the
     /// server tells its peers it is going, and JetStream counts it as offline.
     pub fn stop(&mut self, i: usize) {
