@@ -71,7 +71,7 @@ export function initialState(user) {
     /**
      * The feed: `items` newest first, at most `limit` (50, grown by each "Load older" page);
      * `nextBefore` is the id to page back from (API.md `next_before`), null at the start of
-     * the retained history.
+     * the retained history, undefined while not known (a filter's first page not in yet).
      */
     activity: { filter: '', items: [], nextBefore: null, limit: FEED_LIMIT },
     notifications: { unread: 0, items: [], sinceId: 0 },
@@ -134,17 +134,17 @@ export function withActivity(activity, events) {
 
 /**
  * The feed once the filter is set to `type` ('' for all), until the server's page of that
- * type arrives: what was shown, filtered here, and `loading`, since whether older events of
- * that type exist is not known yet (the feed then neither offers "Load older" nor says the
- * history starts here).
+ * type arrives: what was shown, filtered here, with `nextBefore` undefined, since whether
+ * older events of that type exist is not known (the feed then neither offers "Load older"
+ * nor says the history starts here). Whatever answers it next (that page, a snapshot) sets
+ * it; if the request fails, it stays unknown.
  */
 export function filteringActivity(activity, type) {
   return {
     filter: type,
     items: activity.items.filter((e) => !type || e.type === type),
-    nextBefore: null,
+    nextBefore: undefined,
     limit: FEED_LIMIT,
-    loading: true,
   };
 }
 
@@ -439,15 +439,7 @@ export class LiveState {
    */
   async setActivityFilter(type) {
     this.store.set((s) => ({ ...s, activity: filteringActivity(s.activity, type) }));
-    let res;
-    try {
-      res = await this.api.activity(type);
-    } catch (err) {
-      this.store.set((s) =>
-        s.activity.filter === type ? { ...s, activity: { ...s.activity, loading: false } } : s,
-      );
-      throw err;
-    }
+    const res = await this.api.activity(type);
     this.store.set((s) =>
       s.activity.filter === type
         ? { ...s, activity: { filter: type, items: mergeEvents(s.activity.items, res.items || []), nextBefore: res.next_before ?? null, limit: FEED_LIMIT } }
@@ -458,7 +450,7 @@ export class LiveState {
   /** Appends the page of events before the oldest shown (same filter); false at the start. */
   async loadOlderActivity() {
     const { filter, nextBefore } = this.store.get().activity;
-    if (nextBefore === null) return false;
+    if (nextBefore == null) return false; // the start of the history, or not known yet
     const page = await this.api.activity(filter, { before: nextBefore, limit: OLDER_PAGE });
     this.store.set((s) =>
       s.activity.filter === filter && s.activity.nextBefore === nextBefore ? { ...s, activity: withOlderPage(s.activity, page) } : s,

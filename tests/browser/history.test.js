@@ -117,4 +117,30 @@ describe('activity history: load older', () => {
       await loadAll(page);
       assert.deepEqual(await shownIds(page), await allIds(server, token));
     }));
+
+  it('claims neither older pages nor the start of the history when a filter\'s page fails to load', (t) =>
+    session(t, browser, async (tabs) => {
+      const page = await tabs.open();
+      await signIn(page, server.url, ADMIN);
+      await page.locator('#activity li').nth(49).waitFor();
+      // The filter's first page fails for real: the request never reaches the server.
+      const cancellations = (url) => url.pathname === '/api/activity/' && url.searchParams.get('type') === 'reservation_cancelled';
+      await page.route(cancellations, (route) => route.abort('connectionrefused'));
+      await page.getByLabel('Show').selectOption('reservation_cancelled');
+      await page.locator('#toasts [role="alert"]', { hasText: 'could not be reached' }).waitFor();
+      const types = await page.locator('#activity li').evaluateAll((els) => els.map((e) => e.dataset.type));
+      assert.ok(types.length > 0 && types.every((x) => x === 'reservation_cancelled'), `the loaded cancellations stay: ${types.join()}`);
+      assert.ok(await page.locator('#feed-end').isHidden(), 'no claim that the history starts here');
+      assert.ok(await page.locator('#load-older').isHidden(), 'no page to go back from');
+
+      // Once the server answers again, choosing the filter again loads it as usual.
+      await page.unroute(cancellations);
+      await page.getByLabel('Show').selectOption('');
+      await until(async () => (await shownIds(page)).length === 50, { message: 'the last 50 of all types' });
+      await page.getByLabel('Show').selectOption('reservation_cancelled');
+      await until(async () => await page.locator('#load-older').isVisible(), { message: 'older cancellations offered' });
+      await loadAll(page);
+      assert.deepEqual(await shownIds(page), await allIds(server, await server.adminToken(), 'reservation_cancelled'));
+      assert.match(await page.locator('#feed-end').textContent(), /no older reservation cancelled events/);
+    }));
 });

@@ -25,13 +25,17 @@ describe('state reducers', () => {
   it('a filter being loaded knows neither older pages nor the start of the history', () => {
     const s = adminState();
     const filtering = filteringActivity(s.activity, 'business_created');
-    assert.equal(filtering.loading, true);
+    assert.equal(filtering.nextBefore, undefined);
     assert.deepEqual(filtering.items.map((e) => e.id), [10, 9]);
     assert.deepEqual(filteringActivity(s.activity, 'reservation_created').items, []);
-    // A live event while the page loads is shown and keeps the feed loading.
+    // A live event while the page loads is shown and keeps the feed not knowing.
     const live = reduceEvent({ ...s, activity: filtering }, ev(11, 'business_created', { business: business('eeee') }));
     assert.equal(live.activity.items[0].id, 11);
-    assert.equal(live.activity.loading, true);
+    assert.equal(live.activity.nextBefore, undefined);
+    // A snapshot taken meanwhile (a reconnect) answers it.
+    const snapped = applySnapshot(live, { activity: { items: [], next_before: 4 } });
+    assert.equal(snapped.activity.nextBefore, 4);
+    assert.equal(snapped.activity.filter, 'business_created');
   });
 
   it('counts an event newer than the snapshot once, even when applied twice', () => {

@@ -61,9 +61,9 @@ export function renderFeed(live) {
   const stop = watch(live.store, (s) => s.activity, (activity) => {
     empty.hidden = activity.items.length > 0;
     keyedList(list, activity.items, (e) => e.id, renderEvent, () => {});
-    // While a filter's first page loads, neither is known yet.
-    older.hidden = Boolean(activity.loading) || activity.nextBefore === null;
-    end.hidden = Boolean(activity.loading) || activity.nextBefore !== null || activity.items.length === 0;
+    // `nextBefore` undefined (a filter's first page not in): neither is known.
+    older.hidden = activity.nextBefore == null;
+    end.hidden = activity.nextBefore !== null || activity.items.length === 0;
     const kind = activity.filter ? `${TYPE_LABEL[activity.filter] || activity.filter} events` : 'events';
     setText(end, `Start of the history: no older ${kind.toLowerCase()} are kept.`);
   });
