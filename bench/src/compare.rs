@@ -64,6 +64,7 @@ impl Figures {
             "request_p50_us": quantile(&o.posts.latency, 0.5),
             "server_cpu_per_frame_us": micros(o.server_cpu_per_frame),
             "other_cores": o.usage.other_cores(),
+            "idle_cores": o.usage.idle_cores(),
             "server_waiting_threads": o.usage.server_waiting_threads(),
             "client_waiting_threads": o.usage.client_waiting_threads(),
         }));
@@ -83,6 +84,7 @@ impl Figures {
             "concurrency": o.concurrency,
             "per_second": o.per_second(),
             "failed": o.report.failed,
+            "idle_cores": o.usage.idle_cores(),
         }));
     }
 
@@ -317,11 +319,14 @@ pub fn compare(runs: &Runs, judge: bool) -> (String, bool) {
         let (b50, b99) = (med(base, &get("p50_us")), med(base, &get("p99_us")));
         notes.push(format!(
             "{name} p99 per run (ms): app {} · baseline {}; other cores busy: app {} · baseline {}; \
-             server threads waiting for a core: app {} · baseline {}",
+             cores idle: app {} · baseline {}; server threads waiting for a core: app {} · \
+             baseline {}",
             each(app, &|r| get("p99_us")(r).map(|v| v / 1e3)),
             each(base, &|r| get("p99_us")(r).map(|v| v / 1e3)),
             each(app, &get("other_cores")),
             each(base, &get("other_cores")),
+            each(app, &get("idle_cores")),
+            each(base, &get("idle_cores")),
             each(app, &get("server_waiting_threads")),
             each(base, &get("server_waiting_threads")),
         ));
@@ -459,10 +464,15 @@ pub fn compare(runs: &Runs, judge: bool) -> (String, bool) {
             .zip(b)
             .map(|(a, b)| a >= 10_000.0 && a >= 0.5 * b && failed == 0),
     });
+    // Idle cores beside a short rate say the server leaves the machine waiting on wake-ups
+    // (docs/bench.md "Night 2026-12-03"), not that it ran out of CPU.
+    let idle = |r: &Value| r["creates"]["idle_cores"].as_f64();
     notes.push(format!(
-        "creates per second per run: app {} · baseline {}",
+        "creates per second per run: app {} · baseline {}; cores idle: app {} · baseline {}",
         each(app, &creates),
-        each(base, &creates)
+        each(base, &creates),
+        each(app, &idle),
+        each(base, &idle)
     ));
 
     let secs = |r: &Value| r["connect"]["seconds"].as_f64();
@@ -613,6 +623,34 @@ mod tests {
         // Smoke: no verdicts at all.
         let (table, all) = compare(&runs, false);
         assert!(all && !table.contains("**no**"));
+    }
+
+    #[test]
+    fn the_notes_give_each_runs_idle_cores_beside_its_rates() {
+        let with_idle = |idle: f64| {
+            let mut r = run(9_000, 20_000, 20_000.0, 0);
+            r["creates"]["idle_cores"] = json!(idle);
+            r["fanouts"][0]["idle_cores"] = json!(idle);
+            r
+        };
+        let runs = Runs {
+            app: vec![with_idle(0.45), with_idle(0.52), with_idle(0.61)],
+            // Results written before the figure existed say so rather than a number.
+            baseline: vec![run(10_000, 30_000, 30_000.0, 0); 3],
+            floor: vec![],
+            fsync_us: None,
+            fsync_paced: None,
+            floor_failures: vec![],
+        };
+        let (table, _) = compare(&runs, true);
+        assert!(
+            table.contains("app 20000.0, 20000.0, 20000.0 · baseline 30000.0, 30000.0, 30000.0; cores idle: app 0.5, 0.5, 0.6 · baseline –, –, –"),
+            "{table}"
+        );
+        assert!(
+            table.contains("cores idle: app 0.5, 0.5, 0.6 · baseline –, –, –; server threads"),
+            "{table}"
+        );
     }
 
     #[test]

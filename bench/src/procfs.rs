@@ -60,17 +60,27 @@ fn wait_nanos(schedstat: &str) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow!("malformed schedstat: {schedstat:?}"))
 }
 
-/// CPU seconds all cores of the machine have spent busy (everything but idle and I/O wait),
-/// from the first line of `/proc/stat`.
+/// CPU seconds all cores of the machine have spent, from the first line of `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MachineTime {
+    /// Everything but idle and I/O wait.
+    pub busy: f64,
+    /// Idle and I/O wait: a core with nothing to run. On a VM this includes the time a thread
+    /// woken onto an idle vCPU waits for it, which its process also counts as waiting for a
+    /// core: idle cores beside waiting threads mean wake-ups, not saturation.
+    pub idle: f64,
+}
+
+/// Reads [`MachineTime`] now.
 ///
 /// # Errors
 /// `/proc/stat` is unreadable or malformed.
-pub fn machine_busy_seconds() -> anyhow::Result<f64> {
+pub fn machine_time() -> anyhow::Result<MachineTime> {
     let stat = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
-    busy_seconds(&stat)
+    machine_time_of(&stat)
 }
 
-fn busy_seconds(stat: &str) -> anyhow::Result<f64> {
+fn machine_time_of(stat: &str) -> anyhow::Result<MachineTime> {
     let line = stat
         .lines()
         .find(|l| l.starts_with("cpu "))
@@ -81,14 +91,20 @@ fn busy_seconds(stat: &str) -> anyhow::Result<f64> {
         .map(|f| f.parse().unwrap_or(0))
         .collect();
     // user nice system idle iowait irq softirq steal (guest time is already in user).
-    let busy: u64 = ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, t)| t)
-        .sum();
-    Ok(busy as f64 / TICKS_PER_SECOND)
+    let is_idle = |i: usize| i == 3 || i == 4;
+    let sum = |idle: bool| -> u64 {
+        ticks
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(|(i, _)| is_idle(*i) == idle)
+            .map(|(_, t)| t)
+            .sum()
+    };
+    Ok(MachineTime {
+        busy: sum(false) as f64 / TICKS_PER_SECOND,
+        idle: sum(true) as f64 / TICKS_PER_SECOND,
+    })
 }
 
 /// CPU used over an interval by the server, by this client, and by everything else.
@@ -99,6 +115,8 @@ pub struct Usage {
     pub client_seconds: Option<f64>,
     /// Busy CPU seconds of every other process on the machine (other engineers' builds…).
     pub other_seconds: Option<f64>,
+    /// CPU seconds the machine's cores spent idle (see [`MachineTime::idle`]).
+    pub idle_seconds: Option<f64>,
     /// Seconds the server's and this client's threads spent waiting for a core: where both
     /// wait, the machine is saturated and latency is the scheduler's sharing of it.
     pub server_waiting_seconds: Option<f64>,
@@ -109,6 +127,11 @@ impl Usage {
     /// Cores kept busy by other processes on average, e.g. `0.8`.
     pub fn other_cores(&self) -> Option<f64> {
         self.on_average(self.other_seconds)
+    }
+
+    /// Cores idle on average, e.g. `0.5` of 2.
+    pub fn idle_cores(&self) -> Option<f64> {
+        self.on_average(self.idle_seconds)
     }
 
     /// The server's threads waiting for a core, on average over the interval.
@@ -133,7 +156,7 @@ pub struct Meter {
     started: std::time::Instant,
     server: Option<ProcSample>,
     client: Option<ProcSample>,
-    machine: Option<f64>,
+    machine: Option<MachineTime>,
     server_waiting: Option<f64>,
     client_waiting: Option<f64>,
 }
@@ -144,7 +167,7 @@ impl Meter {
         Self {
             server: pid.as_deref().and_then(|p| sample(p).ok()),
             client: sample("self").ok(),
-            machine: machine_busy_seconds().ok(),
+            machine: machine_time().ok(),
             server_waiting: pid.as_deref().and_then(|p| waiting_seconds(p).ok()),
             client_waiting: waiting_seconds("self").ok(),
             started: std::time::Instant::now(),
@@ -160,12 +183,12 @@ impl Meter {
         };
         let server_seconds = delta(self.server, self.pid.as_deref());
         let client_seconds = delta(self.client, Some("self"));
-        let machine = machine_busy_seconds()
-            .ok()
-            .zip(self.machine)
-            .map(|(after, before)| (after - before).max(0.0));
-        let other_seconds = machine
-            .map(|m| (m - server_seconds.unwrap_or(0.0) - client_seconds.unwrap_or(0.0)).max(0.0));
+        let machine = machine_time().ok().zip(self.machine);
+        let other_seconds = machine.map(|(after, before)| {
+            let busy = after.busy - before.busy;
+            (busy - server_seconds.unwrap_or(0.0) - client_seconds.unwrap_or(0.0)).max(0.0)
+        });
+        let idle_seconds = machine.map(|(after, before)| (after.idle - before.idle).max(0.0));
         let waited = |before: Option<f64>, pid: Option<&str>| {
             Some((waiting_seconds(pid?).ok()? - before?).max(0.0))
         };
@@ -174,6 +197,7 @@ impl Meter {
             server_seconds,
             client_seconds,
             other_seconds,
+            idle_seconds,
             server_waiting_seconds: waited(self.server_waiting, self.pid.as_deref()),
             client_waiting_seconds: waited(self.client_waiting, Some("self")),
         }
@@ -226,9 +250,11 @@ mod tests {
     }
 
     #[test]
-    fn machine_busy_time_leaves_out_idle_and_iowait() {
-        let stat = "cpu  100 10 50 9000 40 5 5 0 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n";
-        assert_eq!(busy_seconds(stat).unwrap(), 1.7);
+    fn machine_time_splits_busy_from_idle_and_iowait() {
+        let stat = "cpu  100 10 50 9000 40 5 5 2 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n";
+        let time = machine_time_of(stat).unwrap();
+        assert_eq!((time.busy, time.idle), (1.72, 90.4));
+        assert!(machine_time_of("cpu0 1 2 3\n").is_err());
     }
 
     #[test]

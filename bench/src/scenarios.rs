@@ -385,7 +385,9 @@ fn others(usage: &Usage) -> String {
         });
     let threads = |t: Option<f64>| t.map_or("n/a".into(), |t| format!("{t:.2}"));
     format!(
-        "{others}; threads waiting for a core on average: server {}, client {}",
+        "{others}; cores idle on average: {}; threads waiting for a core on average: server {}, \
+         client {}",
+        threads(usage.idle_cores()),
         threads(usage.server_waiting_threads()),
         threads(usage.client_waiting_threads())
     )
