@@ -258,6 +258,22 @@ mod tests {
     }
 
     #[test]
+    fn the_meter_gives_idle_time_over_its_interval_not_since_boot() {
+        let meter = Meter::start(None);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let usage = meter.stop();
+        let idle = usage.idle_seconds.expect("idle time read from /proc/stat");
+        // No more than every core idle for the whole interval (plus a tick of rounding): a
+        // figure counted since boot, or a busy figure taken for idle, is far outside it.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from) as f64;
+        let most = usage.wall_seconds * cores + 2.0 * cores / TICKS_PER_SECOND;
+        assert!(
+            (0.0..=most).contains(&idle),
+            "{idle} s idle of {most} s at most"
+        );
+    }
+
+    #[test]
     fn takes_the_run_queue_wait_from_schedstat() {
         assert_eq!(
             wait_nanos("123456789 2500000000 42\n").unwrap(),
