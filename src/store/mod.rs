@@ -56,6 +56,23 @@ pub const SCHEMA_VERSION: u64 = 4;
 /// How many entries the activity log shows (the design's "last 50"): the newest 50 events.
 pub const ACTIVITY_LIMIT: u64 = 50;
 
+/// How long [`Store::open`] waits for a store's lock before answering
+/// [`StoreError::Locked`]: far longer than a dropped handle's last write takes, short enough
+/// that a command run beside a live server (which holds the lock for good) answers at once.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often [`Store::open`] tries the lock again while it waits.
+const LOCK_RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Whether sled refused to open because another handle holds the database's file lock.
+fn is_lock_refusal(error: &sled::Error) -> bool {
+    match error {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock")
+        }
+        _ => false,
+    }
+}
+
 /// Why a store operation failed, split by how the caller reacts.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -158,20 +175,10 @@ impl Store {
     /// `retention` events.
     ///
     /// # Errors
-    /// [`StoreError::Locked`] when another process has it open; `TooNew` for a newer schema.
+    /// [`StoreError::Locked`] when another handle still has it open after
+    /// [`LOCK_WAIT`]; `TooNew` for a newer schema.
     pub fn open(path: &Path, cache_bytes: u64, retention: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|error| match error {
-                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    StoreError::Locked
-                }
-                sled::Error::Io(ref io) if io.to_string().contains("lock") => StoreError::Locked,
-                other => StoreError::Unavailable(other),
-            })?;
+        let db = Self::open_db_waiting_for_the_lock(path, cache_bytes)?;
         let trees = Trees::open(&db)?;
         let epoch = Self::init_meta(&db, &trees)?;
         db.flush()?;
@@ -189,6 +196,33 @@ impl Store {
         };
         store.prune_events()?;
         Ok(store)
+    }
+
+    /// Opens sled's database, retrying for up to [`LOCK_WAIT`] while its file lock is held.
+    ///
+    /// A handle dropped a moment ago can still hold the lock: sled's IO pool closes its copy
+    /// of the log file only when the last write it was given returns, after `Db` is gone. A
+    /// process that closes the store and opens it again (a migration test, a restart in
+    /// place) would otherwise see its own ghost as "another process".
+    fn open_db_waiting_for_the_lock(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .cache_capacity(cache_bytes)
+                .mode(sled::Mode::HighThroughput)
+                .open();
+            match opened {
+                Ok(db) => return Ok(db),
+                Err(error) if is_lock_refusal(&error) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked);
+                    }
+                    std::thread::sleep(LOCK_RETRY_EVERY);
+                }
+                Err(other) => return Err(StoreError::Unavailable(other)),
+            }
+        }
     }
 
     /// Writes the schema version and epoch on first open; checks them afterwards, migrating
@@ -500,6 +534,43 @@ mod tests {
         let ids: Vec<u64> = scan.due.iter().map(|row| row.id).collect();
         assert_eq!(ids, [1, 2, 3]);
         assert_eq!(store.pending_mail_count().unwrap(), 3);
+    }
+
+    #[test]
+    fn opening_waits_out_a_handle_that_lets_go_of_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let holder = Store::open(&path, 1 << 20, 100).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(LOCK_WAIT / 5);
+            drop(holder);
+        });
+        let started = std::time::Instant::now();
+        let store = Store::open(&path, 1 << 20, 100).expect("the lock was let go within LOCK_WAIT");
+        // It did wait: the holder was alive when the first attempt ran.
+        assert!(started.elapsed() >= LOCK_WAIT / 5);
+        release.join().unwrap();
+        drop(store);
+    }
+
+    #[test]
+    fn opening_a_store_held_for_good_answers_locked_after_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let holder = Store::open(&path, 1 << 20, 100).unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            Store::open(&path, 1 << 20, 100),
+            Err(StoreError::Locked)
+        ));
+        assert!(started.elapsed() >= LOCK_WAIT);
+        // The holder is untouched by the refused attempts.
+        holder
+            .trees
+            .meta
+            .insert(b"still", b"mine".to_vec())
+            .unwrap();
+        holder.flush().unwrap();
     }
 
     #[test]
