@@ -541,11 +541,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         let holder = Store::open(&path, 1 << 20, 100).unwrap();
+        // Taken before the holder's clock starts, so the wait below is at least its sleep.
+        let started = std::time::Instant::now();
         let release = std::thread::spawn(move || {
             std::thread::sleep(LOCK_WAIT / 5);
             drop(holder);
         });
-        let started = std::time::Instant::now();
         let store = Store::open(&path, 1 << 20, 100).expect("the lock was let go within LOCK_WAIT");
         // It did wait: the holder was alive when the first attempt ran.
         assert!(started.elapsed() >= LOCK_WAIT / 5);
