@@ -76,6 +76,8 @@ impl Figures {
             "p50_us": quantile(&o.latency, 0.5),
             "p99_us": quantile(&o.latency, 0.99),
             "lost": o.lost,
+            "other_cores": o.usage.other_cores(),
+            "server_waiting_threads": o.usage.server_waiting_threads(),
         }));
     }
 
@@ -402,6 +404,19 @@ pub fn compare(runs: &Runs, judge: bool) -> (String, bool) {
         ratio: ratio(a, b),
         holds: a.zip(b).map(|(a, b)| a <= b),
     });
+    // A ping's round trip is a few µs of either server's work: its p99 is how long a woken
+    // task waited for a core, so each run's neighbours go beside it (docs/bench.md, "Early
+    // morning 2026-12-04").
+    notes.push(format!(
+        "ping p99 per run (µs): app {} · baseline {}; other cores busy: app {} · baseline {}; \
+         server threads waiting for a core: app {} · baseline {}",
+        each(app, &ping("p99_us")),
+        each(base, &ping("p99_us")),
+        each(app, &ping("other_cores")),
+        each(base, &ping("other_cores")),
+        each(app, &ping("server_waiting_threads")),
+        each(base, &ping("server_waiting_threads")),
+    ));
 
     // POST → 201 at low load: the request latency of the slowest-paced fan-out.
     if let Some(&(sockets, rate, _)) = scenarios
@@ -649,6 +664,37 @@ mod tests {
         );
         assert!(
             table.contains("cores idle: app 0.5, 0.5, 0.6 · baseline –, –, –; server threads"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn the_notes_give_each_runs_ping_beside_its_neighbours_load() {
+        let with_ping = |p99: u64, other: f64| {
+            let mut r = run(9_000, 20_000, 20_000.0, 0);
+            r["ping"]["p99_us"] = json!(p99);
+            r["ping"]["other_cores"] = json!(other);
+            r
+        };
+        let runs = Runs {
+            app: vec![
+                with_ping(2_737, 0.12),
+                with_ping(8_895, 0.44),
+                with_ping(4_591, 0.29),
+            ],
+            // Results written before the figure existed say so rather than a number.
+            baseline: vec![run(10_000, 30_000, 30_000.0, 0); 3],
+            floor: vec![],
+            fsync_us: None,
+            fsync_paced: None,
+            floor_failures: vec![],
+        };
+        let (table, _) = compare(&runs, true);
+        assert!(
+            table.contains(
+                "ping p99 per run (µs): app 2737.0, 8895.0, 4591.0 · baseline 500.0, 500.0, \
+                 500.0; other cores busy: app 0.1, 0.4, 0.3 · baseline –, –, –"
+            ),
             "{table}"
         );
     }
