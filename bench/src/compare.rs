@@ -640,6 +640,19 @@ mod tests {
         assert!(all && !table.contains("**no**"));
     }
 
+    /// `app` against three baseline runs written before the notes' newer figures existed,
+    /// which the notes must show as missing ("–") rather than as a number.
+    fn beside_older_baseline_runs(app: Vec<Value>) -> Runs {
+        Runs {
+            app,
+            baseline: vec![run(10_000, 30_000, 30_000.0, 0); 3],
+            floor: vec![],
+            fsync_us: None,
+            fsync_paced: None,
+            floor_failures: vec![],
+        }
+    }
+
     #[test]
     fn the_notes_give_each_runs_idle_cores_beside_its_rates() {
         let with_idle = |idle: f64| {
@@ -648,15 +661,8 @@ mod tests {
             r["fanouts"][0]["idle_cores"] = json!(idle);
             r
         };
-        let runs = Runs {
-            app: vec![with_idle(0.45), with_idle(0.52), with_idle(0.61)],
-            // Results written before the figure existed say so rather than a number.
-            baseline: vec![run(10_000, 30_000, 30_000.0, 0); 3],
-            floor: vec![],
-            fsync_us: None,
-            fsync_paced: None,
-            floor_failures: vec![],
-        };
+        let runs =
+            beside_older_baseline_runs(vec![with_idle(0.45), with_idle(0.52), with_idle(0.61)]);
         let (table, _) = compare(&runs, true);
         assert!(
             table.contains("app 20000.0, 20000.0, 20000.0 · baseline 30000.0, 30000.0, 30000.0; cores idle: app 0.5, 0.5, 0.6 · baseline –, –, –"),
@@ -676,19 +682,11 @@ mod tests {
             r["ping"]["other_cores"] = json!(other);
             r
         };
-        let runs = Runs {
-            app: vec![
-                with_ping(2_737, 0.12),
-                with_ping(8_895, 0.44),
-                with_ping(4_591, 0.29),
-            ],
-            // Results written before the figure existed say so rather than a number.
-            baseline: vec![run(10_000, 30_000, 30_000.0, 0); 3],
-            floor: vec![],
-            fsync_us: None,
-            fsync_paced: None,
-            floor_failures: vec![],
-        };
+        let runs = beside_older_baseline_runs(vec![
+            with_ping(2_737, 0.12),
+            with_ping(8_895, 0.44),
+            with_ping(4_591, 0.29),
+        ]);
         let (table, _) = compare(&runs, true);
         assert!(
             table.contains(
