@@ -28,3 +28,17 @@ pub(crate) fn create(subdomain: &str) -> Mutation {
         owner_email: "owner@example.com".into(),
     })
 }
+
+/// Applies `n` business creates (subdomains `s0`, `s1`, …), one per batch, and returns the
+/// newest event id.
+pub(crate) fn create_businesses(store: &Store, n: u64) -> u64 {
+    for i in 0..n {
+        store.apply(&create(&format!("s{i}")), &stamp()).unwrap();
+    }
+    store.next_event_id().unwrap() - 1
+}
+
+/// The ids of `events`, in order.
+pub(crate) fn event_ids(events: &[crate::domain::Event]) -> Vec<u64> {
+    events.iter().map(|event| event.id).collect()
+}
