@@ -240,6 +240,11 @@ fn each(runs: &[Value], pick: &dyn Fn(&Value) -> Option<f64>) -> String {
     values.join(", ")
 }
 
+/// `app a, b, c · baseline d, e, f`: `pick` of every run on each side, for the notes.
+fn per_side(app: &[Value], base: &[Value], pick: &dyn Fn(&Value) -> Option<f64>) -> String {
+    format!("app {} · baseline {}", each(app, pick), each(base, pick))
+}
+
 fn fanout_of(run: &Value, sockets: u64, rate: f64) -> Option<&Value> {
     run["fanouts"]
         .as_array()?
@@ -320,17 +325,12 @@ pub fn compare(runs: &Runs, judge: bool) -> (String, bool) {
         let (p50, p99) = (med(app, &get("p50_us")), med(app, &get("p99_us")));
         let (b50, b99) = (med(base, &get("p50_us")), med(base, &get("p99_us")));
         notes.push(format!(
-            "{name} p99 per run (ms): app {} · baseline {}; other cores busy: app {} · baseline {}; \
-             cores idle: app {} · baseline {}; server threads waiting for a core: app {} · \
-             baseline {}",
-            each(app, &|r| get("p99_us")(r).map(|v| v / 1e3)),
-            each(base, &|r| get("p99_us")(r).map(|v| v / 1e3)),
-            each(app, &get("other_cores")),
-            each(base, &get("other_cores")),
-            each(app, &get("idle_cores")),
-            each(base, &get("idle_cores")),
-            each(app, &get("server_waiting_threads")),
-            each(base, &get("server_waiting_threads")),
+            "{name} p99 per run (ms): {}; other cores busy: {}; cores idle: {}; server threads \
+             waiting for a core: {}",
+            per_side(app, base, &|r| get("p99_us")(r).map(|v| v / 1e3)),
+            per_side(app, base, &get("other_cores")),
+            per_side(app, base, &get("idle_cores")),
+            per_side(app, base, &get("server_waiting_threads")),
         ));
         let flo = floor_for(sockets, |f| f.round_mean_ms * 1e3);
         if over {
@@ -408,14 +408,10 @@ pub fn compare(runs: &Runs, judge: bool) -> (String, bool) {
     // task waited for a core, so each run's neighbours go beside it (docs/bench.md, "Early
     // morning 2026-12-04").
     notes.push(format!(
-        "ping p99 per run (µs): app {} · baseline {}; other cores busy: app {} · baseline {}; \
-         server threads waiting for a core: app {} · baseline {}",
-        each(app, &ping("p99_us")),
-        each(base, &ping("p99_us")),
-        each(app, &ping("other_cores")),
-        each(base, &ping("other_cores")),
-        each(app, &ping("server_waiting_threads")),
-        each(base, &ping("server_waiting_threads")),
+        "ping p99 per run (µs): {}; other cores busy: {}; server threads waiting for a core: {}",
+        per_side(app, base, &ping("p99_us")),
+        per_side(app, base, &ping("other_cores")),
+        per_side(app, base, &ping("server_waiting_threads")),
     ));
 
     // POST → 201 at low load: the request latency of the slowest-paced fan-out.
@@ -483,11 +479,9 @@ pub fn compare(runs: &Runs, judge: bool) -> (String, bool) {
     // (docs/bench.md "Night 2026-12-03"), not that it ran out of CPU.
     let idle = |r: &Value| r["creates"]["idle_cores"].as_f64();
     notes.push(format!(
-        "creates per second per run: app {} · baseline {}; cores idle: app {} · baseline {}",
-        each(app, &creates),
-        each(base, &creates),
-        each(app, &idle),
-        each(base, &idle)
+        "creates per second per run: {}; cores idle: {}",
+        per_side(app, base, &creates),
+        per_side(app, base, &idle)
     ));
 
     let secs = |r: &Value| r["connect"]["seconds"].as_f64();
