@@ -13,11 +13,12 @@ use tokio_util::sync::CancellationToken;
 pub const MIN_WAIT: Duration = Duration::from_millis(10);
 
 /// How long a pass waits after the bus rings. At that moment the event that rang is going out
-/// to every open socket on the same cores, and a pass (store reads on the blocking pool, an
-/// SMTP conversation, a durable write to mark each mail sent) slows that fan-out by what it
-/// costs: 1 000 sockets got an event 0.45 ms later at p50 with the pass started at once
-/// (docs/bench.md, "Afternoon 2026-12-04"). A mail or a push 50 ms later costs nobody anything,
-/// and whatever is published meanwhile joins the same pass.
+/// to every open socket on the same cores, and a pass (store reads on the blocking pool, the
+/// durable claim, an SMTP conversation, the durable record of what was sent) slows that
+/// fan-out by what it costs: 1 000 sockets got an event 0.45 ms later at p50 with the pass
+/// started at once, in four fresh-server pairs (docs/bench.md, "Afternoon 2026-12-04"; a whole
+/// suite run's spread is wider). A mail or a push 50 ms later costs nobody anything, and
+/// whatever is published meanwhile joins the same pass.
 pub const SETTLE: Duration = Duration::from_millis(50);
 
 /// The bus, heard as a doorbell.

@@ -1,14 +1,15 @@
 //! The mail drainer: one task that empties the outbox through the [`Mailer`].
 //!
-//! It wakes at startup, on every bus event (the bus is only a doorbell: which event rang does
-//! not matter, and a lagged or missed ring delays nothing for long) and on a timer, at the
-//! poll interval or when the next retry is due. Each pass reads the due rows — soonest due
-//! first, only those whose cause is durable — and claims them through the writer: each row's
-//! next attempt moves to when a failed try would retry it, durably, before the mail is handed
-//! over. Then it sends them as one batch ([`Mailer::send_all`]: `--smtp-concurrency` SMTP
-//! conversations at a time, or one `.eml` write for all) and records the accepted ones in one
-//! transaction. Because of the claim, no failure after a send — recording it refused by a
-//! full disk, a crash — brings the mail back before its retry delay.
+//! It wakes at startup, [`SETTLE`](crate::drain_wake::SETTLE) after every bus event (the bus is
+//! only a doorbell: which event rang does not matter, and a lagged or missed ring delays
+//! nothing for long) and on a timer, at the poll interval or when the next retry is due. Each
+//! pass reads the due rows — soonest due first, only those whose cause is durable — and
+//! claims them through the writer: each row's next attempt moves to when a failed try would
+//! retry it, durably, before the mail is handed over. Then it sends them as one batch
+//! ([`Mailer::send_all`]: `--smtp-concurrency` SMTP conversations at a time, or one `.eml`
+//! write for all) and records the accepted ones in one transaction. Because of the claim, no
+//! failure after a send — recording it refused by a full disk, a crash — brings the mail back
+//! before its retry delay.
 //!
 //! While the store cannot be written (`crate::health`) the drainer pauses: it neither claims
 //! nor sends, and looks again at the poll interval.

@@ -1,10 +1,10 @@
 //! The push drainer: one task that sends the queued pushes to the push services.
 //!
-//! It wakes at startup, on every bus event (a doorbell, as for mail) and on a timer. A pass
-//! reads the queue (at most one row per subscription), sends the rows that are due — whose
-//! newest event is durable, and whose subscription's coalescing window
-//! ([`super::PushSettings::interval`]) since its last accepted push is over — at most
-//! [`SEND_CONCURRENCY`] at a time, and records each answer:
+//! It wakes at startup, [`SETTLE`](crate::drain_wake::SETTLE) after every bus event (a
+//! doorbell, as for mail) and on a timer. A pass reads the queue (at most one row per
+//! subscription), sends the rows that are due — whose newest event is durable, and whose
+//! subscription's coalescing window ([`super::PushSettings::interval`]) since its last
+//! accepted push is over — at most [`SEND_CONCURRENCY`] at a time, and records each answer:
 //!
 //! - 2xx: accepted. The row goes, or stays for the events merged into it meanwhile.
 //! - 404 or 410: the subscription is gone; it is removed with its row.
