@@ -23,8 +23,16 @@ describe('super admin dashboard', () => {
       const tab1 = await tabs.open();
       const tab2 = await tabs.open();
       await signIn(tab1, server.url, ADMIN);
+      // Tab 2's snapshot is slow, as on a loaded server: it is Live before its counts come.
+      await tab2.route('**/api/dashboard/', async (route) => {
+        await new Promise((r) => setTimeout(r, 700));
+        await route.continue();
+      });
       await signIn(tab2, server.url, ADMIN);
-      const before = Number(await tab2.locator('#stat-businesses').textContent());
+      const before = await until(async () => {
+        const n = Number(await tab2.locator('#stat-businesses').textContent());
+        return Number.isInteger(n) ? { n } : null;
+      }, { message: 'the business count in tab 2' }).then(({ n }) => n);
 
       // A name with markup: it must show as text, never become elements.
       const tag = unique('two-tab');
