@@ -183,7 +183,7 @@ impl Store {
             log_capacity: retention.max(ACTIVITY_LIMIT),
             user_cache: Default::default(),
         };
-        store.prune_events()?;
+        store.trim_log()?;
         Ok(store)
     }
 
@@ -214,9 +214,16 @@ impl Store {
         }
     }
 
-    /// Drops events beyond the log's capacity, for a store reopened with a smaller retention.
-    /// Runs before the writer starts, so nothing races it.
-    fn prune_events(&self) -> Result<(), StoreError> {
+    /// Drops the events beyond the log's capacity (the retention, at least the activity log's
+    /// 50) and their index entries, oldest first: at open (a store reopened with a smaller
+    /// retention, or one killed before its last trim) and after each of the writer's
+    /// transactions ([`Store::trim_log_after_write`]). Only the writer thread calls it (open:
+    /// before it starts), so nothing races it; readers only ever see the oldest ids go.
+    ///
+    /// Outside the transactions that append, so a create does not read, decode and remove the
+    /// event it pushes out. In between, the log holds a batch more than its capacity, which
+    /// readers allow for (`oldest_event_id`); a crash in between leaves it to the next open.
+    fn trim_log(&self) -> Result<(), StoreError> {
         let next = self.next_event_id()?;
         let keep_from = next.saturating_sub(self.log_capacity).max(1);
         for entry in self.trees.events.range(..keys::u64_key(keep_from)) {
@@ -228,6 +235,14 @@ impl Store {
             self.trees.events.remove(key)?;
         }
         Ok(())
+    }
+
+    /// [`Store::trim_log`] after a committed write, whose outcome stands whatever happens
+    /// here: a failure is logged, and the next write's trim (or the next open) retries it.
+    fn trim_log_after_write(&self) {
+        if let Err(error) = self.trim_log() {
+            tracing::error!(%error, "could not trim the event log to its retention");
+        }
     }
 
     /// Makes everything written so far durable (fsync). Returns once it is on disk.

@@ -43,6 +43,7 @@ impl Store {
         let prepared: Vec<Prepared<'_>> = mutations.iter().map(prepare).collect();
         let outcomes = self.commit_prepared(&prepared, stamp);
         self.forget_changed_users(mutations);
+        self.trim_log_after_write();
         outcomes
     }
 
@@ -53,10 +54,7 @@ impl Store {
         // Each turn either settles `start..end` or shrinks `end`, so this ends.
         while start < prepared.len() {
             let batch = &prepared[start..end];
-            match self
-                .trees
-                .transact(|tx| apply_all(tx, batch, stamp, self.log_capacity))
-            {
+            match self.trees.transact(|tx| apply_all(tx, batch, stamp)) {
                 Ok(done) => {
                     outcomes.extend(done.into_iter().map(Ok));
                     start = end;
@@ -105,11 +103,10 @@ fn apply_all(
     tx: &Tx<'_>,
     prepared: &[Prepared<'_>],
     stamp: &MailStamp,
-    capacity: u64,
 ) -> ConflictableTransactionResult<Vec<(Applied, Option<u64>)>, Refused> {
     let mut done = Vec::with_capacity(prepared.len());
     for (index, mutation) in prepared.iter().enumerate() {
-        match tx.apply(mutation, stamp, capacity) {
+        match tx.apply(mutation, stamp) {
             Ok(outcome) => done.push(outcome),
             Err(ConflictableTransactionError::Abort(error)) => {
                 return Err(ConflictableTransactionError::Abort(Refused {
@@ -199,5 +196,55 @@ mod tests {
             .map(|key| crate::store::keys::read_u64(&key.unwrap()).unwrap())
             .collect();
         assert_eq!(logged, [1, 2, 3, 4, 5, 6]);
+    }
+
+    /// The ids in the event log and in its per-business index, oldest first.
+    fn retained(store: &Store) -> (Vec<u64>, Vec<u64>) {
+        use crate::store::keys::{read_u64, uuid_u64_suffix};
+        let trees = &store.trees;
+        let log = trees
+            .events
+            .iter()
+            .keys()
+            .map(|key| read_u64(&key.unwrap()).unwrap());
+        let mut index: Vec<u64> = (trees.business_events.iter().keys())
+            .flat_map(|key| uuid_u64_suffix(&key.unwrap()))
+            .collect();
+        index.sort_unstable();
+        (log.collect(), index)
+    }
+
+    #[test]
+    fn invariant_2_the_log_and_its_index_hold_the_newest_capacity_after_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Store::open(&path, 1 << 20, 60).unwrap();
+        for round in 0..15u64 {
+            let batch: Vec<Mutation> = (0..7).map(|i| create(&format!("r{round}x{i}"))).collect();
+            store.apply_batch(&batch, &stamp());
+            let newest = (round + 1) * 7;
+            let expected: Vec<u64> = (newest.saturating_sub(60) + 1..=newest).collect();
+            assert_eq!(
+                retained(&store),
+                (expected.clone(), expected),
+                "after batch {round}"
+            );
+        }
+        // A delete's closing step appends its event in a transaction of its own: trimmed too.
+        let Ok((Applied::Business(business), _)) = store.apply(&create("closes"), &stamp()) else {
+            panic!("create");
+        };
+        store
+            .apply(&Mutation::DeleteBusiness { id: business.id }, &stamp())
+            .unwrap();
+        let step = store.close_step(10, &stamp()).unwrap().unwrap();
+        assert_eq!(step.newest_event, Some(107));
+        let expected: Vec<u64> = (48..=107).collect();
+        assert_eq!(retained(&store), (expected.clone(), expected));
+        // A store reopened with a smaller retention trims at open (the activity log's 50 stay).
+        drop(store);
+        let store = Store::open(&path, 1 << 20, 5).unwrap();
+        let expected: Vec<u64> = (58..=107).collect();
+        assert_eq!(retained(&store), (expected.clone(), expected));
     }
 }

@@ -15,7 +15,6 @@ impl Tx<'_> {
         &self,
         business: &Business,
         stamp: &MailStamp,
-        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         if self
             .subdomains
@@ -47,7 +46,7 @@ impl Tx<'_> {
             business,
             business.created_at,
         );
-        self.append_event(&event, capacity)?;
+        self.append_event(&event)?;
         self.enqueue_mail(
             stamp,
             MailKind::Welcome,
@@ -67,7 +66,6 @@ impl Tx<'_> {
         patch: &BusinessPatch,
         now: Timestamp,
         stamp: &MailStamp,
-        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let mut record = self.business(id)?;
         let old_owner = record.business.owner_email.clone();
@@ -92,7 +90,7 @@ impl Tx<'_> {
         let event =
             Event::for_business(event_id, EventKind::BusinessUpdated, &record.business, now)
                 .moved_from(&old_owner);
-        self.append_event(&event, capacity)?;
+        self.append_event(&event)?;
         if record.business.owner_email != old_owner {
             // Queued with its cause (DESIGN invariant 4), like the welcome on create.
             self.enqueue_mail(
@@ -122,7 +120,6 @@ impl Tx<'_> {
         &self,
         id: Uuid,
         now: Timestamp,
-        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let record = self.stored_business(id)?;
         let business = &record.business;
@@ -143,7 +140,7 @@ impl Tx<'_> {
         self.purges.insert(id.as_bytes(), &[])?;
         let event_id = self.take_event_id()?;
         let event = Event::for_business(event_id, EventKind::BusinessDeleted, business, now);
-        self.append_event(&event, capacity)?;
+        self.append_event(&event)?;
         Ok((Applied::Deleted(record.business), Some(event_id)))
     }
 }

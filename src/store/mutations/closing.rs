@@ -141,7 +141,6 @@ impl Store {
         } else {
             Timestamp::now()
         };
-        let capacity = self.log_capacity;
         let (newest_event, deleted) = self.trees.transact(|tx| {
             let record = tx.stored_business(business_id)?;
             let mut newest = None;
@@ -159,13 +158,12 @@ impl Store {
                     &record,
                     now,
                     stamp,
-                    capacity,
                     MailKind::BusinessClosed,
                 )?;
                 newest = Some(id);
             }
             if done {
-                let (_, id) = tx.delete_business(business_id, now, capacity)?;
+                let (_, id) = tx.delete_business(business_id, now)?;
                 tx.closings.remove(&business_key)?;
                 return Ok((id, Some(record.business)));
             }
@@ -176,6 +174,7 @@ impl Store {
             tx.closings.insert(&business_key, codec::encode(&cursor))?;
             Ok::<_, ConflictableTransactionError<StoreError>>((newest, None))
         })?;
+        self.trim_log_after_write();
         tracing::debug!(%business_id, cancelled = chunk.len(), done, "closing a deleted business");
         Ok(Some(CloseStep {
             business_id,

@@ -293,7 +293,6 @@ impl Tx<'_> {
         &self,
         mutation: &Prepared<'_>,
         stamp: &MailStamp,
-        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         match mutation {
             Prepared::CreateUser(user) => self.create_user(user),
@@ -303,24 +302,22 @@ impl Tx<'_> {
                 family,
                 now,
             } => self.session(mutation, *family, *now),
-            Prepared::CreateBusiness(business) => self.create_business(business, stamp, capacity),
+            Prepared::CreateBusiness(business) => self.create_business(business, stamp),
             Prepared::UpdateBusiness { id, patch, now } => {
-                self.update_business(*id, patch, *now, stamp, capacity)
+                self.update_business(*id, patch, *now, stamp)
             }
             Prepared::DeleteBusiness { id, now } => self.begin_close(*id, *now),
-            Prepared::CreateReservation(reservation) => {
-                self.create_reservation(reservation, stamp, capacity)
-            }
+            Prepared::CreateReservation(reservation) => self.create_reservation(reservation, stamp),
             Prepared::CancelReservation {
                 business_id,
                 reservation_id,
                 now,
-            } => self.cancel_reservation(*business_id, *reservation_id, *now, stamp, capacity),
+            } => self.cancel_reservation(*business_id, *reservation_id, *now, stamp),
             Prepared::MarkRead { user_id, up_to } => self.mark_read(*user_id, *up_to),
             Prepared::ClaimMails { claims, now } => self.claim_mails(claims, *now),
             Prepared::MailsSent { ids, now } => self.mails_sent(ids, *now),
             Prepared::Replicated { seq, inner } => {
-                let outcome = self.apply(inner, stamp, capacity)?;
+                let outcome = self.apply(inner, stamp)?;
                 self.meta
                     .insert(super::meta_keys::CLUSTER_SEQ, super::codec::encode(seq))?;
                 Ok(outcome)

@@ -23,7 +23,6 @@ impl Tx<'_> {
         &self,
         reservation: &Reservation,
         stamp: &MailStamp,
-        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let business_id = reservation.business_id;
         let record = self.business(business_id)?;
@@ -41,7 +40,7 @@ impl Tx<'_> {
             reservation,
             reservation.created_at,
         );
-        self.append_event(&event, capacity)?;
+        self.append_event(&event)?;
         self.enqueue_mail(
             stamp,
             MailKind::ReservationConfirmation,
@@ -81,7 +80,6 @@ impl Tx<'_> {
         reservation_id: Uuid,
         now: Timestamp,
         stamp: &MailStamp,
-        capacity: u64,
     ) -> TxResult<(Applied, Option<u64>)> {
         let record = self.business(business_id)?;
         let Some(key) = self.reservation_ids.get(reservation_id.as_bytes())? else {
@@ -107,7 +105,6 @@ impl Tx<'_> {
             &record,
             now,
             stamp,
-            capacity,
             MailKind::CancellationNotice,
         )?;
         Ok((Applied::Reservation(reservation), Some(id)))
@@ -124,7 +121,6 @@ impl Tx<'_> {
         record: &BusinessRecord,
         now: Timestamp,
         stamp: &MailStamp,
-        capacity: u64,
         mail: MailKind,
     ) -> TxResult<(Reservation, u64)> {
         reservation.status = ReservationStatus::Cancelled;
@@ -137,7 +133,7 @@ impl Tx<'_> {
             &reservation,
             now,
         );
-        self.append_event(&event, capacity)?;
+        self.append_event(&event)?;
         self.enqueue_mail(
             stamp,
             mail,

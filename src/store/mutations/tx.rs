@@ -2,7 +2,7 @@
 //! ids, totals), appending to the event log, queueing mail, and reading or writing a business
 //! record. Kept apart from the families so each rule about ids and the log has one home.
 
-use super::{BusinessRecord, EventHead, MailStamp};
+use super::{BusinessRecord, MailStamp};
 use crate::domain::{Business, Event, MailKind, OutboxMail, OutboxStatus, Reservation, Timestamp};
 use crate::store::keys::{due_key, u64_key, uuid_u64_key};
 use crate::store::trees::Tx;
@@ -75,24 +75,17 @@ impl Tx<'_> {
         Ok(id)
     }
 
-    /// Appends `event` to the log and the per-business index, and drops whatever falls out
-    /// of the log's `capacity` (the retention, at least the activity log's 50: the activity
-    /// log is the newest events of this log).
-    pub(super) fn append_event(&self, event: &Event, capacity: u64) -> TxResult<()> {
+    /// Appends `event` to the log and the per-business index. What falls out of the log's
+    /// capacity leaves it after the transaction ([`Store::trim_log`](crate::store::Store)):
+    /// trimming here read, decoded and removed the oldest event inside every create's
+    /// transaction, a tenth of a create's CPU (docs/bench.md).
+    pub(super) fn append_event(&self, event: &Event) -> TxResult<()> {
         self.events
             .insert(&u64_key(event.id), codec::encode(event))?;
         // Its pushes commit with it, like its mails (a crash delays them, never loses them).
         self.enqueue_pushes(event)?;
         self.business_events
             .insert(&uuid_u64_key(event.business_id, event.id), &[])?;
-        if event.id > capacity {
-            let old_id = event.id - capacity;
-            if let Some(bytes) = self.events.remove(&u64_key(old_id))? {
-                let old: EventHead = tx_decode("events", &bytes)?;
-                self.business_events
-                    .remove(&uuid_u64_key(old.business_id, old.id))?;
-            }
-        }
         Ok(())
     }
 
