@@ -30,8 +30,8 @@ mod trees;
 mod user_cache;
 
 pub use mutations::MailStamp;
+pub use mutations::{event_id, Applied, CloseStep, Mutation};
 pub use mutations::{AccessChange, SessionApplied, SessionMutation, UserRef};
-pub use mutations::{Applied, CloseStep, Mutation};
 pub use outbox::{OutboxCounts, OutboxScan};
 pub use pages::{ActivityPage, UpcomingCursor};
 pub use reads::{Page, PageCursor, Visibility};
@@ -221,8 +221,10 @@ impl Store {
     /// before it starts), so nothing races it; readers only ever see the oldest ids go.
     ///
     /// Outside the transactions that append, so a create does not read, decode and remove the
-    /// event it pushes out. In between, the log holds a batch more than its capacity, which
-    /// readers allow for (`oldest_event_id`); a crash in between leaves it to the next open.
+    /// event it pushes out. In between, the log holds a batch more than its capacity; a crash
+    /// in between leaves it to the next open. Readers never see a gap: everything removed is
+    /// below `next - retention`, which `oldest_event_id` already reports as gone, so an event
+    /// whose index entry went first is outside every window a read or a replay accepts.
     fn trim_log(&self) -> Result<(), StoreError> {
         let next = self.next_event_id()?;
         let keep_from = next.saturating_sub(self.log_capacity).max(1);
@@ -237,9 +239,13 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::trim_log`] after a committed write, whose outcome stands whatever happens
-    /// here: a failure is logged, and the next write's trim (or the next open) retries it.
-    fn trim_log_after_write(&self) {
+    /// [`Store::trim_log`] after a committed write that appended events (`appended`; the
+    /// others cannot have grown the log, and skip its read). The write's outcome stands
+    /// whatever happens here: a failure is logged, and the next append (or open) retries it.
+    fn trim_log_after_write(&self, appended: bool) {
+        if !appended {
+            return;
+        }
         if let Err(error) = self.trim_log() {
             tracing::error!(%error, "could not trim the event log to its retention");
         }

@@ -12,7 +12,7 @@
 use super::pace::{Idle, Pace, SharedProbe};
 use super::{Job, Request};
 use crate::health::StoreHealth;
-use crate::store::{Applied, MailStamp, Mutation, Store, StoreError};
+use crate::store::{event_id, Applied, MailStamp, Mutation, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::error::TryRecvError;
@@ -283,10 +283,7 @@ fn commit_batch(
     }
     mutations.clear();
     // Event ids rise in batch order, so the last one is the newest.
-    let newest_event = outcomes
-        .iter()
-        .filter_map(|outcome| outcome.as_ref().ok().and_then(|(_, id)| *id))
-        .next_back();
+    let newest_event = outcomes.iter().filter_map(event_id).next_back();
     // Group commit: one fsync makes the whole batch durable before anyone hears "done"
     // (DESIGN invariant 1).
     let not_durable = match flush() {

@@ -29,10 +29,8 @@ describe('super admin dashboard', () => {
         await route.continue();
       });
       await signIn(tab2, server.url, ADMIN);
-      const before = await until(async () => {
-        const n = Number(await tab2.locator('#stat-businesses').textContent());
-        return Number.isInteger(n) ? { n } : null;
-      }, { message: 'the business count in tab 2' }).then(({ n }) => n);
+      await tab2.locator('#stat-businesses', { hasText: /^\d+$/ }).waitFor();
+      const before = Number(await tab2.locator('#stat-businesses').textContent());
 
       // A name with markup: it must show as text, never become elements.
       const tag = unique('two-tab');

@@ -3,7 +3,7 @@
 //!
 //! Only the single writer thread calls [`Store::apply_batch`].
 
-use super::{prepare, Applied, MailStamp, Mutation, Outcome, Prepared};
+use super::{event_id, prepare, Applied, MailStamp, Mutation, Outcome, Prepared};
 use crate::store::trees::Tx;
 use crate::store::{Store, StoreError};
 use sled::transaction::{
@@ -43,7 +43,7 @@ impl Store {
         let prepared: Vec<Prepared<'_>> = mutations.iter().map(prepare).collect();
         let outcomes = self.commit_prepared(&prepared, stamp);
         self.forget_changed_users(mutations);
-        self.trim_log_after_write();
+        self.trim_log_after_write(outcomes.iter().any(|outcome| event_id(outcome).is_some()));
         outcomes
     }
 
@@ -130,10 +130,6 @@ mod tests {
     use super::*;
     use crate::store::fixtures::{create, stamp, store};
     use uuid::Uuid;
-
-    fn event_id(outcome: &Outcome) -> Option<u64> {
-        outcome.as_ref().ok().and_then(|(_, id)| *id)
-    }
 
     #[test]
     fn a_refusal_inside_a_batch_fails_alone_and_leaves_no_gap_in_event_ids() {

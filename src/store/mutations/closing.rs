@@ -174,7 +174,7 @@ impl Store {
             tx.closings.insert(&business_key, codec::encode(&cursor))?;
             Ok::<_, ConflictableTransactionError<StoreError>>((newest, None))
         })?;
-        self.trim_log_after_write();
+        self.trim_log_after_write(newest_event.is_some());
         tracing::debug!(%business_id, cancelled = chunk.len(), done, "closing a deleted business");
         Ok(Some(CloseStep {
             business_id,

@@ -212,6 +212,11 @@ enum Prepared<'a> {
 /// One mutation's result: what it produced and the id of the event it appended, if any.
 pub type Outcome = Result<(Applied, Option<u64>), StoreError>;
 
+/// The id of the event `outcome` appended, if it appended one.
+pub fn event_id(outcome: &Outcome) -> Option<u64> {
+    outcome.as_ref().ok().and_then(|(_, id)| *id)
+}
+
 /// Decides everything a mutation needs before its transaction.
 fn prepare(mutation: &Mutation) -> Prepared<'_> {
     prepare_with(mutation, Timestamp::now(), Uuid::new_v4())

@@ -76,9 +76,8 @@ impl Tx<'_> {
     }
 
     /// Appends `event` to the log and the per-business index. What falls out of the log's
-    /// capacity leaves it after the transaction ([`Store::trim_log`](crate::store::Store)):
-    /// trimming here read, decoded and removed the oldest event inside every create's
-    /// transaction, a tenth of a create's CPU (docs/bench.md).
+    /// capacity leaves it after the transaction ([`Store::trim_log`](crate::store::Store)),
+    /// once per batch, so the transaction holds only what the mutation itself writes.
     pub(super) fn append_event(&self, event: &Event) -> TxResult<()> {
         self.events
             .insert(&u64_key(event.id), codec::encode(event))?;
