@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check CI runs (.ci/run calls this): formatting, lints, unit and end-to-end tests of
 # both workspace members (the server `app` and the load generator `app-bench`, bench/), that
-# vendor/warp is upstream plus vendor/warp.patch, headless-browser tests (installs Chromium
+# vendor/warp is upstream plus vendor/warp.patch, that scripts/timeline.sh's probe
+# (bench/timeline.patch) still applies, headless-browser tests (installs Chromium
 # when missing), and the benchmark smoke run. The cluster-mode e2e tests need `nats-server`
 # and a storage-fault test `strace`: ensure-nats-server.sh and ensure-strace.sh install them
 # when missing and fail the run when they cannot.
@@ -16,5 +17,6 @@ export NATS_SERVER_BIN
 bash scripts/ensure-strace.sh
 cargo test --workspace --locked -- --test-threads 2
 bash scripts/check-vendor.sh
+git apply --check bench/timeline.patch
 bash scripts/browser-tests.sh
 bash scripts/bench.sh --smoke
