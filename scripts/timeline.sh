@@ -28,7 +28,14 @@ while [[ $# -gt 0 ]]; do
         -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "timeline.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
-    shift
+    # An option given last without its value has nothing left to shift; the check below says so.
+    shift || true
+done
+for value in "$pairs" "$sockets" "$rate" "$events"; do
+    [[ $value =~ ^[1-9][0-9]*$ ]] || {
+        echo "timeline.sh: --pairs, --sockets, --rate and --events take a positive whole number, not '$value'" >&2
+        exit 2
+    }
 done
 
 root=$PWD
