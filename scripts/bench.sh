@@ -26,7 +26,12 @@ while [[ $# -gt 0 ]]; do
         --release) profile=release; profile_forced=release ;;
         --debug) profile=debug; profile_forced=debug ;;
         --no-build) build=0 ;;
-        --runs) shift; runs=${1:-} ;;
+        --runs)
+            shift
+            # Given last without its value there is nothing left to shift: say so, not exit 1.
+            [[ -n ${1:-} ]] || { echo "bench.sh: --runs wants a positive number" >&2; exit 2; }
+            runs=$1
+            ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
