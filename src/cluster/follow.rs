@@ -16,7 +16,10 @@
 //! only after two missed 15 s heartbeats, longer than a client waits for its answer; so the
 //! reader watches for itself: a consumer that delivers nothing for [`STALLED_AFTER`] while
 //! the stream holds a record it has not delivered is dropped, and a new one opened from the
-//! next sequence to apply.
+//! next sequence to apply. Opening one needs JetStream's meta leader, which may itself be
+//! electing (it was on the dead server) while the stream already answers; so before each new
+//! consumer the reader catches up record by record from the stream's leader
+//! ([`catch_up_directly`]), and a node's writes never wait on that election.
 
 use super::{Cluster, Record, Reply, STREAM};
 use crate::health::StoreHealth;
@@ -75,9 +78,21 @@ pub async fn follow(
     let acknowledger = tokio::spawn(acknowledge(cluster.clone(), acks));
     let mut next = start + 1;
     while !shutdown.is_cancelled() {
-        match read(&cluster, &writer, &handed, &mut next, &shutdown).await {
-            Ok(Read::Stopped) => break,
-            Ok(Read::Gap { missing }) => {
+        let ended = match read(&cluster, &writer, &handed, &mut next, &shutdown).await {
+            Ok(ended) => Some(ended),
+            Err(error) => {
+                tracing::warn!(%error, next, "reading the cluster's log failed; catching up record by record, then retrying");
+                catch_up_directly(&cluster, &writer, &handed, &mut next, &shutdown)
+                    .await
+                    .unwrap_or_else(|error| {
+                        tracing::warn!(%error, next, "reading the cluster's log record by record failed too");
+                        None
+                    })
+            }
+        };
+        match ended {
+            Some(Read::Stopped) => break,
+            Some(Read::Gap { missing }) => {
                 let why = format!(
                     "the cluster's log dropped records {next} to {missing} (its retention) \
                      before this node applied them; seed this node from another node's backup \
@@ -87,8 +102,7 @@ pub async fn follow(
                 health.failed("following the cluster's log", &why);
                 break;
             }
-            Err(error) => {
-                tracing::warn!(%error, next, "reading the cluster's log failed; retrying");
+            None => {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -172,38 +186,99 @@ async fn read(
             .inner
             .newest
             .fetch_max(seq + pending, Ordering::AcqRel);
-        let record = match Record::decode(&message.payload) {
-            Ok(record) => record.into_mutation(seq),
-            Err(error) => {
-                // Every node runs the same build and skips it alike.
-                tracing::error!(%error, seq, "a record of the cluster's log cannot be read; skipped");
-                None
-            }
-        };
-        let entry = match record {
-            Some((id, mutation)) => {
-                let (reply, outcome) = oneshot::channel();
-                if writer.enqueue(mutation, reply).await.is_err() {
-                    return Ok(Read::Stopped); // the writer has stopped: shutting down
-                }
-                Handed {
-                    seq,
-                    outcome: Some(outcome),
-                    waiter: cluster.take_waiter(&id),
-                }
-            }
-            None => Handed {
-                seq,
-                outcome: None,
-                waiter: None,
-            },
-        };
-        if handed.send(entry).await.is_err() {
+        if !hand(cluster, writer, handed, seq, &message.payload).await {
             return Ok(Read::Stopped);
         }
         *next = seq + 1;
         idle_since = Instant::now();
     }
+}
+
+/// Applies what the stream holds from `next` on, reading each record from the stream's
+/// leader by its sequence: no consumer, so no meta leader needed. `None` once caught up
+/// with the stream as it was when this began.
+async fn catch_up_directly(
+    cluster: &Cluster,
+    writer: &Writer,
+    handed: &mpsc::Sender<Handed>,
+    next: &mut u64,
+    shutdown: &CancellationToken,
+) -> Result<Option<Read>, String> {
+    let js = &cluster.inner.js;
+    let stream = tokio::time::timeout(PROBE_TIMEOUT, js.get_stream(STREAM))
+        .await
+        .map_err(|_| "the stream's info timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let state = &stream.cached_info().state;
+    let (first, newest) = (state.first_sequence, state.last_sequence);
+    cluster.inner.newest.fetch_max(newest, Ordering::AcqRel);
+    if *next < first {
+        // As in `read`: record 1, the epoch record, may be gone without anything lost.
+        if !(*next == 1 && first == 2) {
+            return Ok(Some(Read::Gap { missing: first - 1 }));
+        }
+        *next = first;
+    }
+    let caught_up_from = *next;
+    while *next <= newest {
+        if shutdown.is_cancelled() {
+            return Ok(Some(Read::Stopped));
+        }
+        let message = tokio::time::timeout(PROBE_TIMEOUT, stream.get_raw_message(*next))
+            .await
+            .map_err(|_| format!("reading record {next} timed out"))?
+            .map_err(|e| format!("reading record {next}: {e}"))?;
+        if !hand(cluster, writer, handed, *next, &message.payload).await {
+            return Ok(Some(Read::Stopped));
+        }
+        *next += 1;
+    }
+    if *next > caught_up_from {
+        tracing::info!(
+            from = caught_up_from,
+            to = *next - 1,
+            "caught up with the cluster's log record by record"
+        );
+    }
+    Ok(None)
+}
+
+/// Hands the record at `seq` to the writer, and its outcome to the acknowledger, in log
+/// order. Returns false when the node is stopping.
+async fn hand(
+    cluster: &Cluster,
+    writer: &Writer,
+    handed: &mpsc::Sender<Handed>,
+    seq: u64,
+    payload: &[u8],
+) -> bool {
+    let record = match Record::decode(payload) {
+        Ok(record) => record.into_mutation(seq),
+        Err(error) => {
+            // Every node runs the same build and skips it alike.
+            tracing::error!(%error, seq, "a record of the cluster's log cannot be read; skipped");
+            None
+        }
+    };
+    let entry = match record {
+        Some((id, mutation)) => {
+            let (reply, outcome) = oneshot::channel();
+            if writer.enqueue(mutation, reply).await.is_err() {
+                return false; // the writer has stopped: shutting down
+            }
+            Handed {
+                seq,
+                outcome: Some(outcome),
+                waiter: cluster.take_waiter(&id),
+            }
+        }
+        None => Handed {
+            seq,
+            outcome: None,
+            waiter: None,
+        },
+    };
+    handed.send(entry).await.is_ok()
 }
 
 /// Awaits each handed record's outcome in log order, moves the applied sequence, and

@@ -477,6 +477,9 @@ async fn kill9_of_an_app_node_loses_no_acknowledged_write_and_its_clients_resume
     }
 }
 
+/// How soon after a NATS server's death each node takes writes again.
+const WRITES_BACK_AFTER_NATS_DEATH: Duration = Duration::from_secs(20);
+
 #[tokio::test]
 async fn kill9_of_one_nats_server_keeps_writes_working_on_every_node() {
     let mut cluster = AppCluster::start(3).await;
@@ -493,10 +496,14 @@ async fn kill9_of_one_nats_server_keeps_writes_working_on_every_node() {
     let leader = cluster.nats.wait_for_leader().await;
     let victim = cluster.nats.index_of(&leader);
     cluster.nats.kill9(victim);
-    // A node may answer 503 while the stream elects a leader, never for longer.
+    // A node may answer 503 while the stream elects a leader, never for longer. Its own
+    // consumer may have died with the server, and a new one waits for JetStream's meta
+    // leader, which may take several 5 s request timeouts to answer; the node catches up
+    // record by record meanwhile, so its writes do not wait for that.
     for i in 0..3 {
         let api = cluster.on_node(&admin, i);
-        let deadline = tokio::time::Instant::now() + CLUSTER_SOON;
+        let started = tokio::time::Instant::now();
+        let deadline = started + WRITES_BACK_AFTER_NATS_DEATH;
         let mut last = None;
         for attempt in 0.. {
             let answer = create(&api, &format!("elect-{i}-{attempt}")).await;
@@ -506,13 +513,14 @@ async fn kill9_of_one_nats_server_keeps_writes_working_on_every_node() {
                     "only a refusal while electing: {answer:?}"
                 );
                 if answer.status == 201 {
+                    eprintln!("node {i} took a write {:?} after", started.elapsed());
                     break;
                 }
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "node {i} took no write within {CLUSTER_SOON:?} of {} dying (NATS meta leader \
-                 now {:?}); its last answer: {:?}; its /healthz: {}",
+                "node {i} took no write within {WRITES_BACK_AFTER_NATS_DEATH:?} of {} dying \
+                 (NATS meta leader now {:?}); its last answer: {:?}; its /healthz: {}",
                 cluster.nats.name(victim),
                 cluster.nats.meta_leader((victim + 1) % 3).await,
                 answer.or(last),
