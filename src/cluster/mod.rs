@@ -81,6 +81,31 @@ impl ClusterSettings {
     }
 }
 
+/// The user and password a `nats://user:password@host` URL names, if any, decoded.
+fn credentials(url: &str) -> Option<(String, String)> {
+    let address: async_nats::ServerAddr = url.parse().ok()?;
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(address.username()?);
+    Some((user, decode(address.password().unwrap_or_default())))
+}
+
+/// `url` as messages may show it: its password, if any, replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Ok(address) = url.parse::<async_nats::ServerAddr>() else {
+        return url.to_string();
+    };
+    match (address.username(), address.password()) {
+        (Some(user), Some(password)) => {
+            url.replacen(&format!("{user}:{password}@"), &format!("{user}:***@"), 1)
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Why cluster mode could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -141,8 +166,18 @@ impl Cluster {
     /// # Errors
     /// When NATS or the stream cannot be reached within [`START_TIMEOUT`].
     pub async fn connect(settings: &ClusterSettings) -> Result<Self, ClusterError> {
-        let urls = settings.urls.join(",");
-        let client = async_nats::ConnectOptions::new()
+        let urls = settings
+            .urls
+            .iter()
+            .map(|url| without_password(url))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut options = async_nats::ConnectOptions::new();
+        // async-nats reads no credentials from a URL; take them from the first that has any.
+        if let Some((user, password)) = settings.urls.iter().find_map(|url| credentials(url)) {
+            options = options.user_and_password(user, password);
+        }
+        let client = options
             .name(&settings.node)
             .ping_interval(Duration::from_secs(2))
             .max_reconnects(None)
@@ -493,6 +528,28 @@ mod tests {
         assert_eq!(config.duplicate_window, Duration::from_secs(30));
         retain(&mut config, Some(Duration::from_secs(86_400)));
         assert_eq!(config.duplicate_window, DUPLICATE_WINDOW);
+    }
+
+    #[test]
+    fn credentials_come_from_the_url_and_its_password_stays_out_of_messages() {
+        assert_eq!(
+            credentials("nats://app:s3cret@h1:4222"),
+            Some(("app".into(), "s3cret".into()))
+        );
+        assert_eq!(
+            credentials("nats://app:p%40ss%3Aword@h1:4222"),
+            Some(("app".into(), "p@ss:word".into()))
+        );
+        assert_eq!(credentials("nats://h1:4222"), None);
+        assert_eq!(
+            without_password("nats://app:s3cret@h1:4222"),
+            "nats://app:***@h1:4222"
+        );
+        assert_eq!(
+            without_password("nats://app:p%40ss@h1:4222"),
+            "nats://app:***@h1:4222"
+        );
+        assert_eq!(without_password("nats://h1:4222"), "nats://h1:4222");
     }
 
     #[test]

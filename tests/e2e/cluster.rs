@@ -7,7 +7,7 @@
 
 use crate::support::nats::{NatsCluster, RawNats};
 use crate::support::smtp::SmtpSink;
-use crate::support::{eventually, id_of, run_app, token, Api, TestServer, Ws};
+use crate::support::{eventually, eventually_within, id_of, run_app, token, Api, TestServer, Ws};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -493,3 +493,85 @@ async fn a_running_node_that_finds_records_dropped_before_it_applied_them_stops_
 
 /// Records written while node b sleeps: more than its consumer's 500 outstanding.
 const GAP_RECORDS: u64 = 640;
+
+/// Two NATS users: `full` may do anything; `reader` anything but open a consumer.
+const NO_CONSUMERS_FOR_READER: &str = r#"
+authorization {
+  users = [
+    { user: "full", password: "full-pass" }
+    { user: "reader", password: "reader-pass", permissions: {
+        publish: { deny: ["$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>"] }
+    } }
+  ]
+}
+"#;
+
+/// A node whose consumer cannot be opened (as while JetStream elects a meta leader after a
+/// server's death, when the stream itself still answers) still follows the log: it reads
+/// the records one by one from the stream, serves, shows the other node's writes and gets
+/// its own applied.
+#[tokio::test]
+async fn a_node_that_cannot_open_a_consumer_follows_the_log_record_by_record() {
+    let nats = NatsCluster::start_configured(1, NO_CONSUMERS_FOR_READER).await;
+    let as_user = |user: &str, password: &str| {
+        nats.url(0)
+            .replacen("nats://", &format!("nats://{user}:{password}@"), 1)
+    };
+    let start = |url: String, name: &'static str| async move {
+        TestServer::start_with(
+            &["--nats", &url, "--node-name", name],
+            &[("APP_JWT_SECRET", SECRET)],
+        )
+        .await
+    };
+    let full = start(as_user("full", "full-pass"), "full").await;
+    let admin = full.admin().await;
+    let before = admin
+        .post(
+            "/api/businesses/",
+            json!({"name": "Before", "subdomain": "before", "owner_email": "o@example.com"}),
+        )
+        .await;
+    assert_eq!(before.status, 201, "{:?}", before.body);
+
+    // It serves only once it has applied what the log held when it joined.
+    let reader = start(as_user("reader", "reader-pass"), "reader").await;
+    let on_reader = on(&reader, &admin);
+    let before_id = before.body["id"].as_str().unwrap().to_string();
+    let seen = on_reader
+        .get(&format!("/api/businesses/{before_id}/"))
+        .await;
+    assert_eq!(
+        seen.status, 200,
+        "written before it joined: {:?}",
+        seen.body
+    );
+
+    // Its own write is answered once it has read its record back from the stream.
+    let own = on_reader
+        .post(
+            "/api/businesses/",
+            json!({"name": "Own", "subdomain": "own", "owner_email": "o@example.com"}),
+        )
+        .await;
+    assert_eq!(own.status, 201, "{:?}", own.body);
+
+    // And the other node's writes reach it.
+    let after = admin
+        .post(
+            "/api/businesses/",
+            json!({"name": "After", "subdomain": "after", "owner_email": "o@example.com"}),
+        )
+        .await;
+    assert_eq!(after.status, 201, "{:?}", after.body);
+    let after_id = after.body["id"].as_str().unwrap().to_string();
+    let path = format!("/api/businesses/{after_id}/");
+    eventually_within(
+        "the other node's write on the reader",
+        Duration::from_secs(20),
+        || async { (on_reader.get(&path).await.status == 200).then_some(()) },
+    )
+    .await;
+    let health = on_reader.get("/healthz").await.body;
+    assert_eq!(health["nats"], "connected", "{health}");
+}

@@ -47,11 +47,17 @@ impl NatsCluster {
     /// JetStream has a meta leader that every server agrees on. A server that exits at once (a port taken between the
     /// pick and its bind, by a test running alongside) makes it start over on new ports.
     pub async fn start(size: usize) -> Self {
+        Self::start_configured(size, "").await
+    }
+
+    /// [`NatsCluster::start`] with `extra` appended to every server's config (an
+    /// `authorization` block, say).
+    pub async fn start_configured(size: usize, extra: &str) -> Self {
         assert!(size >= 1, "a cluster has at least one server");
         let binary = Self::binary();
         let mut attempt = 1;
         loop {
-            let mut cluster = Self::launch(&binary, size);
+            let mut cluster = Self::launch(&binary, size, extra);
             match cluster.leader().await {
                 Ok(_) => return cluster,
                 Err((true, why)) if attempt < 3 => {
@@ -64,7 +70,7 @@ impl NatsCluster {
     }
 
     /// Writes every server's config and spawns them all.
-    fn launch(binary: &Path, size: usize) -> Self {
+    fn launch(binary: &Path, size: usize, extra: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("nats-cluster-")
             .tempdir()
@@ -100,6 +106,7 @@ impl NatsCluster {
                     "cluster {{\n  name: \"{CLUSTER_NAME}\"\n  listen: \"127.0.0.1:{cluster_port}\"\n  routes: [{routes}]\n}}\n"
                 ));
             }
+            text.push_str(extra);
             std::fs::write(&config, text).expect("write a nats-server config");
             servers.push(NatsServer {
                 name,
