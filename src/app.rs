@@ -49,9 +49,20 @@ const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Errors
 /// When the store cannot be opened (locked, corrupt) or the address cannot be bound.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    // Before the banner: a signal right after it must be a graceful shutdown.
+    // Before building: a signal while the node starts (a cluster node catches up with the log
+    // first, for as long as that takes) or right after the banner must stop it.
     let signals = crate::shutdown::install()?;
-    let app = Application::build(config).await?;
+    let signalled = CancellationToken::new();
+    tokio::spawn(crate::shutdown::on_signal(signals, signalled.clone()));
+    let app = tokio::select! {
+        app = Application::build(config) => app?,
+        // Nothing was served or acknowledged yet, and whatever the writer applied is flushed
+        // batch by batch: stopping here is no worse than a kill before serving.
+        () = signalled.cancelled() => {
+            tracing::info!("stopped before serving");
+            return Ok(());
+        }
+    };
     // A closed stdout (its reader went away) is no reason to stop serving.
     if let Err(error) = print_banner(
         app.addr,
@@ -62,7 +73,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!(%error, "could not print the startup banner");
     }
     tracing::info!(addr = %app.addr, data = %app.state.config.data_dir.display(), "serving");
-    tokio::spawn(crate::shutdown::on_signal(signals, app.shutdown_token()));
+    let shutdown = app.shutdown_token();
+    tokio::spawn(async move {
+        signalled.cancelled().await;
+        shutdown.cancel();
+    });
     let recovery = app.recovery.clone();
     tokio::spawn(crate::recovery::watch(
         recovery.clone(),

@@ -575,3 +575,90 @@ async fn a_node_that_cannot_open_a_consumer_follows_the_log_record_by_record() {
     let health = on_reader.get("/healthz").await.body;
     assert_eq!(health["nats"], "connected", "{health}");
 }
+
+/// Two NATS users: `full`, and `blind`, who may neither open a consumer nor read a record.
+const BLIND_USER: &str = r#"
+authorization {
+  users = [
+    { user: "full", password: "full-pass" }
+    { user: "blind", password: "blind-pass", permissions: {
+        publish: { deny: [
+          "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>",
+          "$JS.API.STREAM.MSG.GET.>", "$JS.API.DIRECT.GET.>"
+        ] }
+    } }
+  ]
+}
+"#;
+
+/// DESIGN invariant 6 before serving: a node that cannot catch up with the log (it can read
+/// no record) keeps waiting to, and a SIGTERM meanwhile stops it with exit 0.
+#[tokio::test]
+async fn sigterm_stops_a_node_still_catching_up_with_the_log() {
+    let nats = NatsCluster::start_configured(1, BLIND_USER).await;
+    let as_user = |user: &str, password: &str| {
+        nats.url(0)
+            .replacen("nats://", &format!("nats://{user}:{password}@"), 1)
+    };
+    let full = TestServer::start_with(
+        &[
+            "--nats",
+            &as_user("full", "full-pass"),
+            "--node-name",
+            "full",
+        ],
+        &[("APP_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let created = full
+        .admin()
+        .await
+        .post(
+            "/api/businesses/",
+            json!({"name": "Salon", "subdomain": "salon", "owner_email": "o@example.com"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut blind = std::process::Command::new(TestServer::binary())
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .args([
+            "--nats",
+            &as_user("blind", "blind-pass"),
+            "--node-name",
+            "blind",
+        ])
+        .env("APP_JWT_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn app serve");
+    // Long enough to join the log and wait on records it cannot read.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        blind.try_wait().expect("poll the node").is_none(),
+        "the node is still starting"
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &blind.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = blind.try_wait().expect("poll the node") {
+            break status;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = blind.kill();
+            let _ = blind.wait();
+            panic!("a node catching up with the log ignored SIGTERM for 15 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+}
