@@ -494,93 +494,15 @@ async fn a_running_node_that_finds_records_dropped_before_it_applied_them_stops_
 /// Records written while node b sleeps: more than its consumer's 500 outstanding.
 const GAP_RECORDS: u64 = 640;
 
-/// Two NATS users: `full` may do anything; `reader` anything but open a consumer.
-const NO_CONSUMERS_FOR_READER: &str = r#"
+/// NATS users for the tests of restricted nodes: `full` may do anything; `reader` anything
+/// but open a consumer; `blind` neither opens a consumer nor reads a record.
+const RESTRICTED_USERS: &str = r#"
 authorization {
   users = [
     { user: "full", password: "full-pass" }
     { user: "reader", password: "reader-pass", permissions: {
         publish: { deny: ["$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>"] }
     } }
-  ]
-}
-"#;
-
-/// A node whose consumer cannot be opened (as while JetStream elects a meta leader after a
-/// server's death, when the stream itself still answers) still follows the log: it reads
-/// the records one by one from the stream, serves, shows the other node's writes and gets
-/// its own applied.
-#[tokio::test]
-async fn a_node_that_cannot_open_a_consumer_follows_the_log_record_by_record() {
-    let nats = NatsCluster::start_configured(1, NO_CONSUMERS_FOR_READER).await;
-    let as_user = |user: &str, password: &str| {
-        nats.url(0)
-            .replacen("nats://", &format!("nats://{user}:{password}@"), 1)
-    };
-    let start = |url: String, name: &'static str| async move {
-        TestServer::start_with(
-            &["--nats", &url, "--node-name", name],
-            &[("APP_JWT_SECRET", SECRET)],
-        )
-        .await
-    };
-    let full = start(as_user("full", "full-pass"), "full").await;
-    let admin = full.admin().await;
-    let before = admin
-        .post(
-            "/api/businesses/",
-            json!({"name": "Before", "subdomain": "before", "owner_email": "o@example.com"}),
-        )
-        .await;
-    assert_eq!(before.status, 201, "{:?}", before.body);
-
-    // It serves only once it has applied what the log held when it joined.
-    let reader = start(as_user("reader", "reader-pass"), "reader").await;
-    let on_reader = on(&reader, &admin);
-    let before_id = before.body["id"].as_str().unwrap().to_string();
-    let seen = on_reader
-        .get(&format!("/api/businesses/{before_id}/"))
-        .await;
-    assert_eq!(
-        seen.status, 200,
-        "written before it joined: {:?}",
-        seen.body
-    );
-
-    // Its own write is answered once it has read its record back from the stream.
-    let own = on_reader
-        .post(
-            "/api/businesses/",
-            json!({"name": "Own", "subdomain": "own", "owner_email": "o@example.com"}),
-        )
-        .await;
-    assert_eq!(own.status, 201, "{:?}", own.body);
-
-    // And the other node's writes reach it.
-    let after = admin
-        .post(
-            "/api/businesses/",
-            json!({"name": "After", "subdomain": "after", "owner_email": "o@example.com"}),
-        )
-        .await;
-    assert_eq!(after.status, 201, "{:?}", after.body);
-    let after_id = after.body["id"].as_str().unwrap().to_string();
-    let path = format!("/api/businesses/{after_id}/");
-    eventually_within(
-        "the other node's write on the reader",
-        Duration::from_secs(20),
-        || async { (on_reader.get(&path).await.status == 200).then_some(()) },
-    )
-    .await;
-    let health = on_reader.get("/healthz").await.body;
-    assert_eq!(health["nats"], "connected", "{health}");
-}
-
-/// Two NATS users: `full`, and `blind`, who may neither open a consumer nor read a record.
-const BLIND_USER: &str = r#"
-authorization {
-  users = [
-    { user: "full", password: "full-pass" }
     { user: "blind", password: "blind-pass", permissions: {
         publish: { deny: [
           "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>",
@@ -591,45 +513,84 @@ authorization {
 }
 "#;
 
+/// The `--nats` URL of server 0 for `user` of [`RESTRICTED_USERS`] (password `<user>-pass`).
+fn as_user(nats: &NatsCluster, user: &str) -> String {
+    nats.url(0)
+        .replacen("nats://", &format!("nats://{user}:{user}-pass@"), 1)
+}
+
+/// A node connecting to server 0 as `user`, also its node name.
+async fn node_as(nats: &NatsCluster, user: &str) -> TestServer {
+    TestServer::start_with(
+        &["--nats", &as_user(nats, user), "--node-name", user],
+        &[("APP_JWT_SECRET", SECRET)],
+    )
+    .await
+}
+
+/// A node whose consumer cannot be opened (as while JetStream elects a meta leader after a
+/// server's death, when the stream itself still answers) still follows the log: it reads
+/// the records one by one from the stream, serves, shows the other node's writes and gets
+/// its own applied.
+#[tokio::test]
+async fn a_node_that_cannot_open_a_consumer_follows_the_log_record_by_record() {
+    let nats = NatsCluster::start_configured(1, RESTRICTED_USERS).await;
+    let full = node_as(&nats, "full").await;
+    let admin = full.admin().await;
+    let before = admin
+        .create_business("Before", "before", "o@example.com")
+        .await;
+
+    // It serves only once it has applied what the log held when it joined.
+    let reader = node_as(&nats, "reader").await;
+    let on_reader = on(&reader, &admin);
+    let before_id = before["id"].as_str().unwrap().to_string();
+    let seen = on_reader
+        .get(&format!("/api/businesses/{before_id}/"))
+        .await;
+    assert_eq!(
+        seen.status, 200,
+        "written before it joined: {:?}",
+        seen.body
+    );
+
+    // Its own write is answered once it has read its record back from the stream.
+    on_reader
+        .create_business("Own", "own", "o@example.com")
+        .await;
+
+    // And the other node's writes reach it.
+    let after = admin
+        .create_business("After", "after", "o@example.com")
+        .await;
+    let path = format!("/api/businesses/{}/", after["id"].as_str().unwrap());
+    eventually_within(
+        "the other node's write on the reader",
+        Duration::from_secs(20),
+        || async { (on_reader.get(&path).await.status == 200).then_some(()) },
+    )
+    .await;
+    let health = on_reader.get("/healthz").await.body;
+    assert_eq!(health["nats"], "connected", "{health}");
+}
+
 /// DESIGN invariant 6 before serving: a node that cannot catch up with the log (it can read
 /// no record) keeps waiting to, and a SIGTERM meanwhile stops it with exit 0.
 #[tokio::test]
 async fn sigterm_stops_a_node_still_catching_up_with_the_log() {
-    let nats = NatsCluster::start_configured(1, BLIND_USER).await;
-    let as_user = |user: &str, password: &str| {
-        nats.url(0)
-            .replacen("nats://", &format!("nats://{user}:{password}@"), 1)
-    };
-    let full = TestServer::start_with(
-        &[
-            "--nats",
-            &as_user("full", "full-pass"),
-            "--node-name",
-            "full",
-        ],
-        &[("APP_JWT_SECRET", SECRET)],
-    )
-    .await;
-    let created = full
-        .admin()
+    let nats = NatsCluster::start_configured(1, RESTRICTED_USERS).await;
+    let full = node_as(&nats, "full").await;
+    full.admin()
         .await
-        .post(
-            "/api/businesses/",
-            json!({"name": "Salon", "subdomain": "salon", "owner_email": "o@example.com"}),
-        )
+        .create_business("Salon", "salon", "o@example.com")
         .await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
 
+    // Spawned by hand: the harness waits for an address this node never prints.
     let data = tempfile::tempdir().expect("temp dir");
     let mut blind = std::process::Command::new(TestServer::binary())
         .args(["serve", "--addr", "127.0.0.1:0", "--data"])
         .arg(data.path())
-        .args([
-            "--nats",
-            &as_user("blind", "blind-pass"),
-            "--node-name",
-            "blind",
-        ])
+        .args(["--nats", &as_user(&nats, "blind"), "--node-name", "blind"])
         .env("APP_JWT_SECRET", SECRET)
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
