@@ -7,7 +7,7 @@
 //! claims them through the writer: each row's next attempt moves to when a failed try would
 //! retry it, durably, before the mail is handed over. Then it sends them as one batch
 //! ([`Mailer::send_all`]: `--smtp-concurrency` SMTP conversations at a time, or one `.eml`
-//! write for all) and records the accepted ones in one transaction. Because of the claim, no
+//! write for all) and records the accepted ones through the writer too, in its next batch. Because of the claim, no
 //! failure after a send — recording it refused by a full disk, a crash — brings the mail back
 //! before its retry delay.
 //!
@@ -54,7 +54,8 @@ pub const SHUTDOWN_SEND_GRACE: Duration = Duration::from_secs(4);
 pub const SENT_RETENTION: u64 = 10_000;
 /// Sends between two prunes of the audit trail (a prune walks up to `SENT_RETENTION` keys).
 const PRUNE_EVERY_SENDS: u64 = 100;
-/// Longest the `app_outbox_pending` gauge goes without a recount when nothing was sent.
+/// Longest the `app_outbox_pending` gauge goes without a recount: when nothing was sent, and
+/// while a pass works through a backlog.
 const PENDING_RECOUNT: Duration = Duration::from_secs(1);
 
 /// Everything the drainer works with.
@@ -177,6 +178,9 @@ impl Drainer {
                 tracing::error!(error = %error, "cannot update the outbox");
                 return None;
             }
+            // A backlog keeps this loop going for as long as it lasts: the gauge must not
+            // stay at what it was before it.
+            self.count_pending(false).await;
             if shutdown.is_cancelled() {
                 return None;
             }
@@ -212,9 +216,9 @@ impl Drainer {
         self.writer.claim_mails(claims).await
     }
 
-    /// Recounts the pending gauge after a pass that changed rows, or once a
-    /// [`PENDING_RECOUNT`]: a count reads every key of the due index, so it is not done on
-    /// every doorbell.
+    /// Recounts the pending gauge when `changed` (a pass that sent or failed rows ended), or
+    /// once a [`PENDING_RECOUNT`]: a count reads every key of the due index, so it is not done
+    /// on every doorbell, nor after every batch of a backlog.
     async fn count_pending(&mut self, changed: bool) {
         let stale = self
             .counted_at
@@ -232,7 +236,13 @@ impl Drainer {
     }
 
     /// Records what the sends of `rows` came to: the accepted ones leave the queue together,
-    /// in one transaction; failures are rescheduled or failed one by one.
+    /// through the writer (durable before they count as sent; in a cluster, through the log,
+    /// so every node's copy leaves); failures are rescheduled or failed one by one.
+    ///
+    /// Through the writer rather than a transaction of the drainer's own, which was left to
+    /// sled's periodic flush (a SIGKILL right after it resent the mail) and, since sled runs
+    /// one transaction at a time process-wide, held the writer's back while it ran
+    /// (docs/bench.md, "Night 2026-12-04, later").
     async fn record(
         &mut self,
         rows: &[OutboxMail],
@@ -255,20 +265,8 @@ impl Drainer {
             return Ok(());
         }
         let count = sent.len() as u64;
-        if self.writer.cluster().is_some() {
-            // Through the log first: the other nodes' copies of these rows stop being due
-            // (mail once across the cluster, API.md "Several nodes").
-            let ids = sent.clone();
-            let told = self
-                .writer
-                .submit(crate::store::Mutation::MailsSent { ids });
-            if let Err(error) = told.await {
-                tracing::warn!(%error, count = sent.len(),
-                    "could not record in the cluster's log that mails were sent; another \
-                     node may send them again once their claim ends");
-            }
-        }
-        self.call(move |store| store.mark_mails_sent(&sent, Timestamp::now()))
+        self.writer
+            .submit(crate::store::Mutation::MailsSent { ids: sent })
             .await?;
         self.metrics
             .outbox_sent_total

@@ -130,48 +130,6 @@ impl Store {
         Ok(count)
     }
 
-    /// Moves a row from the queue to the audit trail, stamped `sent_at`. Returns `false` when
-    /// the row is no longer queued (nothing changes then).
-    ///
-    /// # Errors
-    /// `Unavailable` or `Corrupt`.
-    pub fn mark_mail_sent(&self, id: u64, sent_at: Timestamp) -> Result<bool, StoreError> {
-        Ok(self.mark_mails_sent(&[id], sent_at)? == 1)
-    }
-
-    /// [`Store::mark_mail_sent`] for a batch, in one transaction; returns how many rows moved.
-    ///
-    /// # Errors
-    /// `Unavailable` or `Corrupt`.
-    pub fn mark_mails_sent(&self, ids: &[u64], sent_at: Timestamp) -> Result<usize, StoreError> {
-        let trees = (
-            &self.trees.outbox,
-            &self.trees.outbox_sent,
-            &self.trees.outbox_due,
-        );
-        let moved = trees.transaction(|(outbox, sent, due)| {
-            let mut moved = 0;
-            for id in ids {
-                let key = u64_key(*id);
-                let Some(bytes) = outbox.get(key)? else {
-                    continue;
-                };
-                let mut row = tx_row("outbox", &bytes)?;
-                if row.status == OutboxStatus::Pending {
-                    due.remove(&due_key(row.next_attempt_at, *id))?;
-                }
-                row.status = OutboxStatus::Sent;
-                row.attempts = row.attempts.saturating_add(1);
-                row.sent_at = Some(sent_at);
-                outbox.remove(&key)?;
-                sent.insert(&key, codec::encode(&row))?;
-                moved += 1;
-            }
-            Ok(moved)
-        })?;
-        Ok(moved)
-    }
-
     /// Records a failed attempt that will be retried at `next_attempt_at`.
     ///
     /// # Errors
@@ -355,6 +313,17 @@ mod tests {
         }
     }
 
+    /// What the drainer records once the SMTP server took `ids`: `MailsSent`, applied as the
+    /// writer applies it. Returns how many rows moved.
+    fn mark_sent(store: &Store, ids: &[u64]) -> usize {
+        let mutation = crate::store::Mutation::MailsSent { ids: ids.to_vec() };
+        let outcome = store.apply_batch(&[mutation], &crate::store::fixtures::stamp());
+        match outcome.into_iter().next() {
+            Some(Ok((crate::store::Applied::Claimed(rows), None))) => rows.len(),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
     fn store_with(rows: &[OutboxMail]) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), 1 << 20, 100).unwrap();
@@ -414,7 +383,7 @@ mod tests {
         let scan = store.scan_outbox(now, 9, 10).unwrap();
         assert_eq!(scan.due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3]);
         assert_eq!(scan.next_due, Some(later));
-        store.mark_mail_sent(3, now).unwrap();
+        assert_eq!(mark_sent(&store, &[3]), 1);
         store.requeue_mail(1, now).unwrap();
         assert_eq!(store.pending_mail_count().unwrap(), 2);
         let scan = store.scan_outbox(now, 9, 10).unwrap();
@@ -425,12 +394,18 @@ mod tests {
     fn a_sent_row_moves_to_the_audit_trail_once() {
         let now = Timestamp::now();
         let (_dir, store) = store_with(&[row(1, 1, now)]);
-        assert!(store.mark_mail_sent(1, now).unwrap());
-        assert!(!store.mark_mail_sent(1, now).unwrap());
+        assert_eq!(mark_sent(&store, &[1]), 1);
+        assert_eq!(mark_sent(&store, &[1]), 0);
         let sent = store.sent_mails().unwrap();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].status, OutboxStatus::Sent);
-        assert_eq!(sent[0].sent_at, Some(now));
+        assert_eq!(sent[0].attempts, 1);
+        assert!(sent[0].sent_at.is_some_and(|at| at >= now));
+        assert_eq!(
+            store.pending_mail_count().unwrap(),
+            0,
+            "out of the due index too"
+        );
         assert!(store.queued_mails(None).unwrap().is_empty());
         assert!(matches!(
             store.requeue_mail(1, now),
@@ -462,9 +437,7 @@ mod tests {
         let now = Timestamp::now();
         let rows: Vec<_> = (1..=5).map(|id| row(id, id, now)).collect();
         let (_dir, store) = store_with(&rows);
-        for id in 1..=5 {
-            store.mark_mail_sent(id, now).unwrap();
-        }
+        assert_eq!(mark_sent(&store, &[1, 2, 3, 4, 5]), 5);
         assert_eq!(store.prune_sent_mails(2).unwrap(), 3);
         let left: Vec<u64> = store.sent_mails().unwrap().iter().map(|r| r.id).collect();
         assert_eq!(left, vec![4, 5]);

@@ -5,9 +5,8 @@
 //! mutations use inside a transaction, and [`Trees::transact`], which runs a transaction over
 //! every tree in the `transactional` group. Adding a tree is one line in the table.
 //!
-//! Trees that no mutation writes stay out of the `transactional` group: every tree in a
-//! transaction is locked by it, and the writer's transactions run while the mail drainer
-//! moves rows into `outbox_sent`.
+//! Trees that no mutation writes stay out of the `transactional` group: a transaction pays
+//! for every tree it covers.
 
 use sled::transaction::{
     ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
@@ -96,9 +95,9 @@ trees! {
         push_outbox,
         reminders,
         closings,
+        outbox_sent,
     }
     other {
-        outbox_sent,
         push_endpoints,
     }
 }

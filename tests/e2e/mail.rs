@@ -295,6 +295,78 @@ async fn mails_written_while_smtp_is_down_arrive_exactly_once_when_it_is_back() 
     assert_eq!(metric(&server.base, "app_outbox_failed_total").await, 0);
 }
 
+/// Invariant 4 from the other side: once the drainer counts a mail sent, its record is
+/// durable, so a SIGKILL right after does not send it again. (The record used to be a store
+/// transaction of the drainer's own, left for sled's periodic flush, half a second at most:
+/// a kill inside that window resent the mail.)
+#[tokio::test]
+async fn invariant_4_a_mail_counted_as_sent_is_not_sent_again_after_sigkill() {
+    let sink = SmtpSink::start().await;
+    let mut server = server_with_sink(&sink, &[]).await;
+    let admin = server.admin().await;
+    admin.create_business("Kept Salon", "kept", OWNER).await;
+    // Kill the moment the counter moves, well inside any periodic flush.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while metric(&server.base, "app_outbox_sent_total").await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the welcome mail was never counted sent"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.kill9();
+    assert_eq!(sink.received().len(), 1, "sent once before the kill");
+
+    server.start_again().await;
+    // The startup pass has read the queue once the gauge is counted; give a resend time.
+    metric_becomes(&server, "app_outbox_pending", 0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sink.received().len(), 1, "not sent again after the restart");
+}
+
+/// `app_outbox_pending` follows a backlog while the drainer works through it, instead of
+/// showing what it was before the backlog until the last of it has gone out.
+#[tokio::test]
+async fn the_pending_gauge_follows_a_backlog_while_the_drainer_works_through_it() {
+    const BACKLOG: u64 = 20;
+    let sink = SmtpSink::start().await;
+    sink.set_accept_delay(Duration::from_millis(300));
+    let server = server_with_sink(&sink, &["--smtp-concurrency", "1"]).await;
+    let admin = server.admin().await;
+    // Past the gauge's recount interval (1 s) since the startup pass counted it.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for i in 0..3 {
+        admin
+            .create_business(&format!("First {i}"), &format!("first-{i}"), OWNER)
+            .await;
+    }
+    // While the drainer sends the first three, a backlog builds behind them.
+    eventually("the first send", || async {
+        (sink.attempts() >= 1).then_some(())
+    })
+    .await;
+    for i in 0..BACKLOG {
+        admin
+            .create_business(&format!("Later {i}"), &format!("later-{i}"), OWNER)
+            .await;
+    }
+    let mut highest = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while metric(&server.base, "app_outbox_sent_total").await < BACKLOG + 3 {
+        highest = highest.max(metric(&server.base, "app_outbox_pending").await);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backlog never went out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        highest >= BACKLOG / 2,
+        "the gauge showed at most {highest} while {BACKLOG} mails waited"
+    );
+    metric_becomes(&server, "app_outbox_pending", 0).await;
+}
+
 /// Invariant 4 under SIGKILL: every mail of every stored change arrives, and a mail sent
 /// again after the crash carries the Message-ID of its first try.
 #[tokio::test]

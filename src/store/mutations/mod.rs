@@ -77,9 +77,9 @@ pub enum Mutation {
     ClaimMails {
         claims: Vec<(u64, Timestamp)>,
     },
-    /// Cluster mode: the mails of these outbox rows were accepted by the SMTP server (on the
-    /// node that claimed them), so no node sends them again. A single node moves sent rows
-    /// itself (`Store::mark_mails_sent`).
+    /// The mails of these outbox rows were accepted by the SMTP server: they leave the queue
+    /// for the audit trail, durably before the drainer counts them sent, and, in a cluster,
+    /// on every node, so no node sends them again.
     MailsSent {
         ids: Vec<u64>,
     },

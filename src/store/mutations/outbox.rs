@@ -1,5 +1,6 @@
 //! Outbox mutations that go through the writer: the drainer's claim of the rows it is about
-//! to send (the other row updates, after a send, are the drainer's own: `store::outbox`).
+//! to send, and the record of the ones the SMTP server accepted (the updates after a failed
+//! send are the drainer's own: `store::outbox`).
 
 use super::tx::{tx_decode, TxResult};
 use super::Applied;
@@ -38,9 +39,10 @@ impl Tx<'_> {
         Ok((Applied::Claimed(claimed), None))
     }
 
-    /// Marks the rows `ids` sent at `now` and takes them out of the due index, so no node of
-    /// a cluster sends them again; answers with the rows marked. The row stays in `outbox`
-    /// (the sent tree is outside transactions); the sending node moves it there itself.
+    /// Moves the rows `ids`, whose mails the SMTP server accepted, out of the queue (and the
+    /// due index) into the audit trail, marked sent at `now`; answers with the rows moved. On
+    /// every node of a cluster alike, so no node sends them again. Rows already gone are
+    /// skipped.
     pub(super) fn mails_sent(
         &self,
         ids: &[u64],
@@ -58,7 +60,9 @@ impl Tx<'_> {
             }
             row.status = OutboxStatus::Sent;
             row.sent_at = Some(now);
-            self.outbox.insert(&key, codec::encode(&row))?;
+            row.attempts = row.attempts.saturating_add(1);
+            self.outbox.remove(&key)?;
+            self.outbox_sent.insert(&key, codec::encode(&row))?;
             marked.push(row);
         }
         Ok((Applied::Claimed(marked), None))
