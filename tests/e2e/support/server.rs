@@ -132,9 +132,18 @@ impl TestServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .expect("server printed its address in time");
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(error) => {
+                    // Nothing else holds the child yet: without this it outlives the test.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "the server did not print its address in time ({error}); it printed {:?}",
+                        self.stdout_lines
+                    );
+                }
+            };
             self.stdout_lines.push(line.clone());
             if let Some(rest) = line.strip_prefix("app listening on http://") {
                 self.addr = rest.trim().to_string();
