@@ -47,6 +47,11 @@ const PROBE_EVERY: Duration = Duration::from_secs(2);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the reader wakes while no record comes, to run those checks.
 const IDLE_TICK: Duration = Duration::from_millis(500);
+/// While a consumer is being opened, how often the records it is to deliver are read one by
+/// one instead ([`catch_up_directly`]): opening one needs JetStream's meta leader, which takes
+/// seconds to come back after a server's death (each try times out after 5 s), while the
+/// stream still answers, and this node's own writes wait for their records to be applied.
+const DIRECT_WHILE_OPENING: Duration = Duration::from_millis(200);
 
 /// A record handed to the writer, in log order.
 struct Handed {
@@ -133,15 +138,25 @@ async fn read(
 ) -> Result<Read, String> {
     let js = &cluster.inner.js;
     let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: *next,
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    let opening = stream.create_consumer(pull::OrderedConfig {
+        deliver_policy: DeliverPolicy::ByStartSequence {
+            start_sequence: *next,
+        },
+        ..Default::default()
+    });
+    tokio::pin!(opening);
+    let consumer = loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(Read::Stopped),
+            opened = &mut opening => break opened.map_err(|e| e.to_string())?,
+            () = tokio::time::sleep(DIRECT_WHILE_OPENING) => {
+                // The consumer starts where `next` was; it skips what this applies meanwhile.
+                if let Some(read) = catch_up_directly(cluster, writer, handed, next, shutdown).await? {
+                    return Ok(read);
+                }
+            }
+        }
+    };
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     let mut idle_since = Instant::now();
     let mut probed = Instant::now();
