@@ -157,8 +157,9 @@ pub struct ServeArgs {
     /// stays lost; prefer `app restore` from a backup.
     #[arg(long)]
     pub accept_data_loss: bool,
-    /// Cluster mode: the NATS servers (comma-separated `nats://host:port`) whose JetStream
-    /// stream orders every change of every node. Without it the node is alone.
+    /// Cluster mode: the NATS servers (comma-separated `nats://host:port`, with
+    /// `user:password@` or `token@` when they want credentials) whose JetStream stream orders
+    /// every change of every node. Without it the node is alone.
     #[arg(long, env = "APP_NATS", value_name = "URL[,URL...]")]
     pub nats: Option<String>,
     /// This node's name in the cluster (in `/healthz` and logs); the host name by default.

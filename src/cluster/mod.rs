@@ -81,8 +81,18 @@ impl ClusterSettings {
     }
 }
 
-/// The user and password a `nats://user:password@host` URL names, if any, decoded.
-fn credentials(url: &str) -> Option<(String, String)> {
+/// How a node proves itself to NATS, as a `--nats` URL says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Credentials {
+    /// `nats://user:password@host`.
+    UserAndPassword(String, String),
+    /// `nats://token@host`: a user with no password is a token, as NATS's own clients read it.
+    Token(String),
+}
+
+/// The credentials a `nats://user:password@host` or `nats://token@host` URL names, if any,
+/// decoded.
+fn credentials(url: &str) -> Option<Credentials> {
     let address: async_nats::ServerAddr = url.parse().ok()?;
     let decode = |part: &str| {
         percent_encoding::percent_decode_str(part)
@@ -90,10 +100,13 @@ fn credentials(url: &str) -> Option<(String, String)> {
             .into_owned()
     };
     let user = decode(address.username()?);
-    Some((user, decode(address.password().unwrap_or_default())))
+    Some(match address.password() {
+        Some(password) => Credentials::UserAndPassword(user, decode(password)),
+        None => Credentials::Token(user),
+    })
 }
 
-/// `url` as messages may show it: its password, if any, replaced by `***`.
+/// `url` as messages may show it: its password or token, if any, replaced by `***`.
 fn without_password(url: &str) -> String {
     let Ok(address) = url.parse::<async_nats::ServerAddr>() else {
         return url.to_string();
@@ -102,6 +115,7 @@ fn without_password(url: &str) -> String {
         (Some(user), Some(password)) => {
             url.replacen(&format!("{user}:{password}@"), &format!("{user}:***@"), 1)
         }
+        (Some(token), None) => url.replacen(&format!("{token}@"), "***@", 1),
         _ => url.to_string(),
     }
 }
@@ -174,8 +188,12 @@ impl Cluster {
             .join(",");
         let mut options = async_nats::ConnectOptions::new();
         // async-nats reads no credentials from a URL; take them from the first that has any.
-        if let Some((user, password)) = settings.urls.iter().find_map(|url| credentials(url)) {
-            options = options.user_and_password(user, password);
+        match settings.urls.iter().find_map(|url| credentials(url)) {
+            Some(Credentials::UserAndPassword(user, password)) => {
+                options = options.user_and_password(user, password);
+            }
+            Some(Credentials::Token(token)) => options = options.token(token),
+            None => {}
         }
         let client = options
             .name(&settings.node)
@@ -531,16 +549,27 @@ mod tests {
     }
 
     #[test]
-    fn credentials_come_from_the_url_and_its_password_stays_out_of_messages() {
+    fn credentials_come_from_the_url_and_its_password_or_token_stays_out_of_messages() {
+        let user = |user: &str, password: &str| {
+            Some(Credentials::UserAndPassword(user.into(), password.into()))
+        };
         assert_eq!(
             credentials("nats://app:s3cret@h1:4222"),
-            Some(("app".into(), "s3cret".into()))
+            user("app", "s3cret")
         );
         assert_eq!(
             credentials("nats://app:p%40ss%3Aword@h1:4222"),
-            Some(("app".into(), "p@ss:word".into()))
+            user("app", "p@ss:word")
+        );
+        assert_eq!(
+            credentials("nats://t0k%2Ben@h1:4222"),
+            Some(Credentials::Token("t0k+en".into()))
         );
         assert_eq!(credentials("nats://h1:4222"), None);
+        assert_eq!(
+            without_password("nats://t0k%2Ben@h1:4222"),
+            "nats://***@h1:4222"
+        );
         assert_eq!(
             without_password("nats://app:s3cret@h1:4222"),
             "nats://app:***@h1:4222"

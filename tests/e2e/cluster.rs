@@ -528,6 +528,48 @@ async fn node_as(nats: &NatsCluster, user: &str) -> TestServer {
     .await
 }
 
+/// A NATS server that wants a token: a node takes it from `nats://TOKEN@host`, as NATS's own
+/// clients do, and a wrong one stops the node at startup with a message that names the
+/// server but not the token.
+#[tokio::test]
+async fn a_token_in_the_nats_url_lets_the_node_in_and_never_shows_in_messages() {
+    const TOKEN: &str = "t0ken-s3cret";
+    let nats =
+        NatsCluster::start_configured(1, &format!("authorization {{ token: \"{TOKEN}\" }}")).await;
+    let with_token = |token: &str| {
+        nats.url(0)
+            .replacen("nats://", &format!("nats://{token}@"), 1)
+    };
+    let node = TestServer::start_with(
+        &["--nats", &with_token(TOKEN), "--node-name", "tokened"],
+        &[("APP_JWT_SECRET", SECRET)],
+    )
+    .await;
+    node.admin()
+        .await
+        .create_business("Salon", "salon", "o@example.com")
+        .await;
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let refused = run_app(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--data",
+        data.path().to_str().expect("utf-8 path"),
+        "--nats",
+        &with_token("wr0ng-t0ken"),
+    ])
+    .await;
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert_ne!(refused.code, Some(0), "{said}");
+    assert!(
+        said.contains("cannot reach NATS at nats://***@127.0.0.1:"),
+        "{said}"
+    );
+    assert!(!said.contains("wr0ng-t0ken"), "{said}");
+}
+
 /// A node whose consumer cannot be opened (as while JetStream elects a meta leader after a
 /// server's death, when the stream itself still answers) still follows the log: it reads
 /// the records one by one from the stream, serves, shows the other node's writes and gets
