@@ -176,6 +176,15 @@ pub struct ServeArgs {
         allow_negative_numbers = true
     )]
     pub nats_keep_days: Option<f64>,
+    /// Cluster mode: a file holding this node's NATS user NKey seed (`SU…`, as `nk -gen user`
+    /// writes it), for NATS servers that authenticate users by NKey.
+    #[arg(
+        long,
+        env = "APP_NATS_NKEY_FILE",
+        requires = "nats",
+        value_name = "FILE"
+    )]
+    pub nats_nkey_file: Option<PathBuf>,
     /// Database page cache, in MiB.
     /// Public bookings allowed per business per minute, on top of the per-address limit.
     #[arg(

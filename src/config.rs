@@ -47,6 +47,16 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The file's text is not repeated: it may be a seed with a typo.
+    #[error(
+        "--nats-nkey-file {0}: not a NATS user NKey seed (one line of 58 characters starting \
+         with SU, as `nk -gen user` writes it)"
+    )]
+    NkeySeed(PathBuf),
+    #[error(
+        "give the NATS credentials either in the --nats URL or with --nats-nkey-file, not both"
+    )]
+    TwoNatsCredentials,
     #[error("--trusted-proxies: {0}")]
     TrustedProxies(#[from] CidrError),
     #[error(
@@ -281,11 +291,7 @@ impl Config {
             allowed_hosts: args.allowed_hosts.clone(),
             push: crate::push::PushSettings::from_args(args),
             reminder_micros,
-            cluster: crate::cluster::ClusterSettings::from_flags(
-                args.nats.as_deref(),
-                args.node_name.as_deref(),
-                nats_keep,
-            ),
+            cluster: cluster_settings(args, nats_keep)?,
         })
     }
 
@@ -330,6 +336,30 @@ fn create_private_dir(path: &Path) -> Result<(), ConfigError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Cluster mode's settings, with the NKey seed of `--nats-nkey-file` read and checked.
+fn cluster_settings(
+    args: &ServeArgs,
+    keep: Option<Duration>,
+) -> Result<Option<crate::cluster::ClusterSettings>, ConfigError> {
+    let Some(mut settings) = crate::cluster::ClusterSettings::from_flags(
+        args.nats.as_deref(),
+        args.node_name.as_deref(),
+        keep,
+    ) else {
+        return Ok(None);
+    };
+    if let Some(path) = &args.nats_nkey_file {
+        if settings.url_credentials() {
+            return Err(ConfigError::TwoNatsCredentials);
+        }
+        let seed = read_secret_file("--nats-nkey-file", path)?;
+        let seed = crate::cluster::NkeySeed::parse(&seed)
+            .ok_or_else(|| ConfigError::NkeySeed(path.clone()))?;
+        settings.nkey = Some(seed);
+    }
+    Ok(Some(settings))
 }
 
 /// A secret kept in a file (`--jwt-secret-file`, `--smtp-url-file`): its text without the
@@ -424,6 +454,47 @@ fn create_secret(data_dir: &Path, path: &Path, replace: bool) -> Result<Secret, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([["app", "serve"].as_slice(), args].concat())
+            .expect("valid serve arguments");
+        match cli.command {
+            crate::cli::Command::Serve(serve) => *serve,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_nkey_seed_file_is_read_checked_and_not_combined_with_url_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("seed");
+        std::fs::write(
+            &seed,
+            "SUAB433GD5CF5RXT3B2ENXOGJFPZVSSPSC42EUQQUKST64YHO4BAGBQMPI\n",
+        )
+        .unwrap();
+        let seed = seed.to_str().unwrap();
+        let settings = cluster_settings(
+            &serve_args(&["--nats", "nats://h1:4222", "--nats-nkey-file", seed]),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(settings.nkey.is_some());
+        for url in ["nats://app:pass@h1:4222", "nats://t0ken@h1:4222"] {
+            let both = serve_args(&["--nats", url, "--nats-nkey-file", seed]);
+            assert!(matches!(
+                cluster_settings(&both, None),
+                Err(ConfigError::TwoNatsCredentials)
+            ));
+        }
+        let missing = serve_args(&["--nats", "nats://h1:4222", "--nats-nkey-file", "/no/such"]);
+        assert!(matches!(
+            cluster_settings(&missing, None),
+            Err(ConfigError::SecretFile { .. })
+        ));
+    }
 
     #[test]
     fn reminder_hours_take_fractions_and_refuse_what_cannot_be_meant() {

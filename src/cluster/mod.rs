@@ -52,6 +52,27 @@ pub struct ClusterSettings {
     /// `--nats-keep-days`: how long the log keeps a record; `None` leaves an existing log's
     /// setting alone (a new log keeps everything).
     pub keep: Option<Duration>,
+    /// `--nats-nkey-file`: the node's NKey seed, when NATS authenticates it by NKey.
+    pub nkey: Option<NkeySeed>,
+}
+
+/// A NATS user NKey seed (`SU…`), checked when read; never shown (`Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct NkeySeed(String);
+
+impl NkeySeed {
+    /// `text` if it is a user seed: 58 base32 characters starting with `SU`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let base32 = |byte: u8| byte.is_ascii_uppercase() || (b'2'..=b'7').contains(&byte);
+        (text.len() == 58 && text.starts_with("SU") && text.bytes().all(base32))
+            .then(|| Self(text.to_string()))
+    }
+}
+
+impl std::fmt::Debug for NkeySeed {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("NkeySeed(***)")
+    }
 }
 
 impl ClusterSettings {
@@ -77,7 +98,17 @@ impl ClusterSettings {
             .map(String::from)
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "node".to_string());
-        Some(Self { urls, node, keep })
+        Some(Self {
+            urls,
+            node,
+            keep,
+            nkey: None,
+        })
+    }
+
+    /// Whether a `--nats` URL carries credentials (a user and password, or a token).
+    pub fn url_credentials(&self) -> bool {
+        self.urls.iter().any(|url| credentials(url).is_some())
     }
 }
 
@@ -194,6 +225,9 @@ impl Cluster {
             }
             Some(Credentials::Token(token)) => options = options.token(token),
             None => {}
+        }
+        if let Some(NkeySeed(seed)) = &settings.nkey {
+            options = options.nkey(seed.clone());
         }
         let client = options
             .name(&settings.node)
@@ -592,7 +626,24 @@ mod tests {
                 urls: vec!["nats://h1:4222".into(), "nats://h2:4222".into()],
                 node: "n1".into(),
                 keep,
+                nkey: None,
             })
         );
+    }
+
+    #[test]
+    fn only_a_user_nkey_seed_is_taken_and_it_never_shows() {
+        let seed = "SUAB433GD5CF5RXT3B2ENXOGJFPZVSSPSC42EUQQUKST64YHO4BAGBQMPI";
+        let parsed = NkeySeed::parse(seed).expect("a user seed");
+        assert_eq!(format!("{parsed:?}"), "NkeySeed(***)");
+        // A public key, an account seed, a cut or lower-cased seed are refused.
+        for bad in [
+            "UASGW6ASK5FCAWDWE3BICBDT2OGF7RLTYJ7ZUQ2MIGKIJMMHA45HGDDA",
+            &seed.replacen("SU", "SA", 1),
+            &seed[..57],
+            &seed.to_lowercase(),
+        ] {
+            assert_eq!(NkeySeed::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -570,6 +570,68 @@ async fn a_token_in_the_nats_url_lets_the_node_in_and_never_shows_in_messages() 
     assert!(!said.contains("wr0ng-t0ken"), "{said}");
 }
 
+/// A NATS server that authenticates users by NKey: a node signs in with the seed in
+/// `--nats-nkey-file`; an unknown seed is refused at startup, and a file that holds no seed
+/// is refused before any connection, neither message showing the seed.
+#[tokio::test]
+async fn an_nkey_seed_file_lets_the_node_in_and_a_wrong_one_is_refused() {
+    // Test keys (`nk -gen user -pubout`), not secrets: only this test's NATS knows the first.
+    const SEED: &str = "SUAB433GD5CF5RXT3B2ENXOGJFPZVSSPSC42EUQQUKST64YHO4BAGBQMPI";
+    const PUBLIC: &str = "UASGW6ASK5FCAWDWE3BICBDT2OGF7RLTYJ7ZUQ2MIGKIJMMHA45HGDDA";
+    const UNKNOWN: &str = "SUAAKYXM7OZKLTUWEAJ3KHUETUK2OHIA2LLQIHCQ3USUOQ45LAE56URTRY";
+    let nats = NatsCluster::start_configured(
+        1,
+        &format!("authorization {{ users = [ {{ nkey: \"{PUBLIC}\" }} ] }}"),
+    )
+    .await;
+    let files = tempfile::tempdir().expect("temp dir");
+    let seed_file = |name: &str, text: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, text).expect("write the seed file");
+        path.to_str().expect("utf-8 path").to_string()
+    };
+    let (known, unknown, not_a_seed) = (
+        seed_file("known", &format!("{SEED}\n")),
+        seed_file("unknown", UNKNOWN),
+        seed_file("not-a-seed", PUBLIC),
+    );
+    let node = TestServer::start_with(
+        &["--nats", &nats.url(0), "--nats-nkey-file", &known],
+        &[("APP_JWT_SECRET", SECRET)],
+    )
+    .await;
+    node.admin()
+        .await
+        .create_business("Salon", "salon", "o@example.com")
+        .await;
+
+    for (file, says) in [
+        (&unknown, "cannot reach NATS at"),
+        (&not_a_seed, "not a NATS user NKey seed"),
+    ] {
+        let data = tempfile::tempdir().expect("temp dir");
+        let refused = run_app(&[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+            data.path().to_str().expect("utf-8 path"),
+            "--nats",
+            &nats.url(0),
+            "--nats-nkey-file",
+            file,
+        ])
+        .await;
+        let said = format!("{}{}", refused.stdout, refused.stderr);
+        assert_ne!(refused.code, Some(0), "{said}");
+        assert!(said.contains(says), "{said}");
+        assert!(
+            !said.contains(&SEED[2..]) && !said.contains(&UNKNOWN[2..]),
+            "{said}"
+        );
+    }
+}
+
 /// A node whose consumer cannot be opened (as while JetStream elects a meta leader after a
 /// server's death, when the stream itself still answers) still follows the log: it reads
 /// the records one by one from the stream, serves, shows the other node's writes and gets
