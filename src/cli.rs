@@ -428,17 +428,23 @@ pub struct WatchArgs {
     pub count: Option<u64>,
 }
 
+/// `app serve ARGS` as parsed, for tests of what the flags make.
+#[cfg(test)]
+pub(crate) fn serve_args(args: &[&str]) -> ServeArgs {
+    let cli = Cli::try_parse_from([["app", "serve"].as_slice(), args].concat())
+        .expect("valid serve arguments");
+    match cli.command {
+        Command::Serve(serve) => *serve,
+        other => panic!("parsed as {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn frames_per_wake(args: &[&str]) -> usize {
-        let cli = Cli::try_parse_from([["app", "serve"].as_slice(), args].concat())
-            .expect("valid serve arguments");
-        match cli.command {
-            Command::Serve(serve) => serve.ws_frames_per_wake,
-            other => panic!("parsed as {other:?}"),
-        }
+        serve_args(args).ws_frames_per_wake
     }
 
     #[test]

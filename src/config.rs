@@ -454,16 +454,7 @@ fn create_secret(data_dir: &Path, path: &Path, replace: bool) -> Result<Secret, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn serve_args(args: &[&str]) -> ServeArgs {
-        use clap::Parser;
-        let cli = crate::cli::Cli::try_parse_from([["app", "serve"].as_slice(), args].concat())
-            .expect("valid serve arguments");
-        match cli.command {
-            crate::cli::Command::Serve(serve) => *serve,
-            other => panic!("parsed as {other:?}"),
-        }
-    }
+    use crate::cli::serve_args;
 
     #[test]
     fn an_nkey_seed_file_is_read_checked_and_not_combined_with_url_credentials() {
