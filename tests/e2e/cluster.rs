@@ -16,11 +16,24 @@ use std::time::Duration;
 const SECRET: &str = "cluster-test-secret-0123456789abcdef";
 
 async fn node(nats: &NatsCluster, name: &str) -> TestServer {
-    TestServer::start_with(
-        &["--nats", &nats.url(0), "--node-name", name],
-        &[("APP_JWT_SECRET", SECRET)],
-    )
-    .await
+    node_with(&["--nats", &nats.url(0), "--node-name", name]).await
+}
+
+/// A node started with `args` (`--nats` and the flags that go with it), on the shared secret.
+async fn node_with(args: &[&str]) -> TestServer {
+    TestServer::start_with(args, &[("APP_JWT_SECRET", SECRET)]).await
+}
+
+/// Runs `app serve ARGS` on a new data folder, where it must refuse to start; its exit code
+/// and everything it printed.
+async fn refused_start(args: &[&str]) -> (Option<i32>, String) {
+    let data = tempfile::tempdir().expect("temp dir");
+    let data = data.path().to_str().expect("utf-8 path");
+    let serve = ["serve", "--addr", "127.0.0.1:0", "--data", data];
+    let refused = run_app(&[serve.as_slice(), args].concat()).await;
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert_ne!(refused.code, Some(0), "it started: {said}");
+    (refused.code, said)
 }
 
 /// A client of `server` holding `api`'s token.
@@ -232,7 +245,7 @@ async fn each_mail_is_sent_by_one_node_only() {
         let args = args(name);
         async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            TestServer::start_with(&args, &[("APP_JWT_SECRET", SECRET)]).await
+            node_with(&args).await
         }
     };
     let (a, b) = (start("a").await, start("b").await);
@@ -281,11 +294,7 @@ async fn purge(nats: &NatsCluster, keep: u64) {
 async fn a_node_behind_the_logs_retention_is_refused_and_seeded_from_another_nodes_backup() {
     let nats = NatsCluster::start(1).await;
     let url = nats.url(0);
-    let mut a = TestServer::start_with(
-        &["--nats", &url, "--node-name", "a", "--nats-keep-days", "30"],
-        &[("APP_JWT_SECRET", SECRET)],
-    )
-    .await;
+    let mut a = node_with(&["--nats", &url, "--node-name", "a", "--nats-keep-days", "30"]).await;
     // `--nats-keep-days` is the stream's retention; its description names the epoch.
     let info = nats.log_info(0).await;
     let day_ns = 86_400_000_000_000_u64;
@@ -336,24 +345,11 @@ async fn a_node_behind_the_logs_retention_is_refused_and_seeded_from_another_nod
     assert_eq!(hello["payload"]["epoch"], epoch.as_str());
 
     // A fresh node cannot replay what is gone: it refuses to start and says how to seed it.
-    let fresh = tempfile::tempdir().unwrap();
-    let data = fresh.path().to_str().unwrap();
-    let refused = run_app(&[
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--data",
-        data,
-        "--nats",
-        &url,
-        "--node-name",
-        "c",
-    ])
-    .await;
-    assert_eq!(refused.code, Some(2), "{refused:?}");
+    let (code, said) = refused_start(&["--nats", &url, "--node-name", "c"]).await;
+    assert_eq!(code, Some(2), "{said}");
     assert!(
-        refused.stderr.contains("dropped by its retention") && refused.stderr.contains("--replica"),
-        "{refused:?}"
+        said.contains("dropped by its retention") && said.contains("--replica"),
+        "{said}"
     );
 
     // Seeded from a backup of a running node, it replays the log from the backup's record:
@@ -521,11 +517,7 @@ fn as_user(nats: &NatsCluster, user: &str) -> String {
 
 /// A node connecting to server 0 as `user`, also its node name.
 async fn node_as(nats: &NatsCluster, user: &str) -> TestServer {
-    TestServer::start_with(
-        &["--nats", &as_user(nats, user), "--node-name", user],
-        &[("APP_JWT_SECRET", SECRET)],
-    )
-    .await
+    node_with(&["--nats", &as_user(nats, user), "--node-name", user]).await
 }
 
 /// A NATS server that wants a token: a node takes it from `nats://TOKEN@host`, as NATS's own
@@ -540,29 +532,13 @@ async fn a_token_in_the_nats_url_lets_the_node_in_and_never_shows_in_messages() 
         nats.url(0)
             .replacen("nats://", &format!("nats://{token}@"), 1)
     };
-    let node = TestServer::start_with(
-        &["--nats", &with_token(TOKEN), "--node-name", "tokened"],
-        &[("APP_JWT_SECRET", SECRET)],
-    )
-    .await;
+    let node = node_with(&["--nats", &with_token(TOKEN), "--node-name", "tokened"]).await;
     node.admin()
         .await
         .create_business("Salon", "salon", "o@example.com")
         .await;
 
-    let data = tempfile::tempdir().expect("temp dir");
-    let refused = run_app(&[
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--data",
-        data.path().to_str().expect("utf-8 path"),
-        "--nats",
-        &with_token("wr0ng-t0ken"),
-    ])
-    .await;
-    let said = format!("{}{}", refused.stdout, refused.stderr);
-    assert_ne!(refused.code, Some(0), "{said}");
+    let (_, said) = refused_start(&["--nats", &with_token("wr0ng-t0ken")]).await;
     assert!(
         said.contains("cannot reach NATS at nats://***@127.0.0.1:"),
         "{said}"
@@ -595,11 +571,7 @@ async fn an_nkey_seed_file_lets_the_node_in_and_a_wrong_one_is_refused() {
         seed_file("unknown", UNKNOWN),
         seed_file("not-a-seed", PUBLIC),
     );
-    let node = TestServer::start_with(
-        &["--nats", &nats.url(0), "--nats-nkey-file", &known],
-        &[("APP_JWT_SECRET", SECRET)],
-    )
-    .await;
+    let node = node_with(&["--nats", &nats.url(0), "--nats-nkey-file", &known]).await;
     node.admin()
         .await
         .create_business("Salon", "salon", "o@example.com")
@@ -609,21 +581,7 @@ async fn an_nkey_seed_file_lets_the_node_in_and_a_wrong_one_is_refused() {
         (&unknown, "cannot reach NATS at"),
         (&not_a_seed, "not a NATS user NKey seed"),
     ] {
-        let data = tempfile::tempdir().expect("temp dir");
-        let refused = run_app(&[
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--data",
-            data.path().to_str().expect("utf-8 path"),
-            "--nats",
-            &nats.url(0),
-            "--nats-nkey-file",
-            file,
-        ])
-        .await;
-        let said = format!("{}{}", refused.stdout, refused.stderr);
-        assert_ne!(refused.code, Some(0), "{said}");
+        let (_, said) = refused_start(&["--nats", &nats.url(0), "--nats-nkey-file", file]).await;
         assert!(said.contains(says), "{said}");
         assert!(
             !said.contains(&SEED[2..]) && !said.contains(&UNKNOWN[2..]),
