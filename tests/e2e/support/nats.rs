@@ -402,7 +402,7 @@ impl RawNats {
         loop {
             match nats.line().await?.as_str() {
                 "PONG" => return Ok(nats),
-                "+OK" => {}
+                line if line == "+OK" || line.starts_with("INFO ") => {}
                 other => return Err(format!("expected PONG, got {other:?}")),
             }
         }
@@ -432,7 +432,9 @@ impl RawNats {
                 self.write(b"PONG\r\n").await?;
                 continue;
             }
-            if line == "+OK" || line == "PONG" {
+            // The server may send INFO at any time: when the cluster's servers change (a
+            // killed server's peers announce the new list to every client).
+            if line == "+OK" || line == "PONG" || line.starts_with("INFO ") {
                 continue;
             }
             if line.starts_with("-ERR") {
