@@ -18,8 +18,9 @@
 //! the stream holds a record it has not delivered is dropped, and a new one opened from the
 //! next sequence to apply. Opening one needs JetStream's meta leader, which may itself be
 //! electing (it was on the dead server) while the stream already answers; so before each new
-//! consumer the reader catches up record by record from the stream's leader
-//! ([`catch_up_directly`]), and a node's writes never wait on that election.
+//! consumer, and every [`DIRECT_WHILE_OPENING`] while it opens, the reader catches up record by
+//! record from the stream's leader ([`catch_up_directly`]), and a node's writes never wait on
+//! that election.
 
 use super::{Cluster, Record, Reply, STREAM};
 use crate::health::StoreHealth;

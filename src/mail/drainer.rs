@@ -7,9 +7,9 @@
 //! claims them through the writer: each row's next attempt moves to when a failed try would
 //! retry it, durably, before the mail is handed over. Then it sends them as one batch
 //! ([`Mailer::send_all`]: `--smtp-concurrency` SMTP conversations at a time, or one `.eml`
-//! write for all) and records the accepted ones through the writer too, in its next batch. Because of the claim, no
-//! failure after a send — recording it refused by a full disk, a crash — brings the mail back
-//! before its retry delay.
+//! write for all) and records the accepted ones through the writer too, in its next batch.
+//! Because of the claim, no failure after a send — recording it refused by a full disk, a
+//! crash — brings the mail back before its retry delay.
 //!
 //! While the store cannot be written (`crate::health`) the drainer pauses: it neither claims
 //! nor sends, and looks again at the poll interval.
