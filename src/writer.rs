@@ -330,6 +330,21 @@ impl Writer {
         }
     }
 
+    /// Records the mail drainer's failed tries (`Mutation::MailsFailed`), durably; returns
+    /// the rows changed (those still under the claim each failure answers).
+    ///
+    /// # Errors
+    /// As [`Writer::submit`].
+    pub async fn record_mail_failures(
+        &self,
+        failures: Vec<crate::store::MailFailure>,
+    ) -> Result<Vec<crate::domain::OutboxMail>, StoreError> {
+        match self.submit(Mutation::MailsFailed { failures }).await? {
+            Applied::Claimed(rows) => Ok(rows),
+            _ => Err(mismatch("MailsFailed")),
+        }
+    }
+
     /// Asks the writer to finish the mutations queued so far, flush and stop; later
     /// submissions fail with `Closed`. Join the thread handle to wait for it.
     pub async fn stop(&self) {

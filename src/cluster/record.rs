@@ -135,4 +135,31 @@ mod tests {
             Record::Init { epoch } if epoch == "e1"
         ));
     }
+
+    /// A log keeps records of earlier builds, and bincode names a variant by its position:
+    /// a mutation added in the middle of `Mutation` would make every later one read as its
+    /// neighbour. `MailsSent`'s bytes as the builds before `MailsFailed` wrote them:
+    #[test]
+    fn mutations_keep_their_place_so_older_records_read_the_same() {
+        let older = codec::encode(&Mutation::MailsSent { ids: vec![7] });
+        let back: Mutation = codec::decode(&older).unwrap();
+        assert!(matches!(back, Mutation::MailsSent { ref ids } if ids == &[7]));
+        assert_eq!(hex(&older), "010a00000001000000000000000700000000000000");
+        let failed = Mutation::MailsFailed {
+            failures: vec![crate::store::MailFailure {
+                id: 7,
+                claimed_until: Timestamp::from_micros(1),
+                attempts: 2,
+                retry_at: None,
+                error: "550".into(),
+            }],
+        };
+        let back: Mutation = codec::decode(&codec::encode(&failed)).unwrap();
+        assert!(matches!(back, Mutation::MailsFailed { ref failures }
+            if failures[0].id == 7 && failures[0].retry_at.is_none()));
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
 }

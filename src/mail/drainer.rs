@@ -25,11 +25,11 @@
 use super::{MailError, Mailer};
 use crate::bus::Bus;
 use crate::config::Config;
-use crate::domain::{OutboxMail, Timestamp};
+use crate::domain::{OutboxMail, OutboxStatus, Timestamp};
 use crate::drain_wake::Doorbell;
 use crate::health::StoreHealth;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{MailFailure, Store, StoreError};
 use crate::writer::{DurableWatermark, Writer};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -235,30 +235,35 @@ impl Drainer {
         }
     }
 
-    /// Records what the sends of `rows` came to: the accepted ones leave the queue together,
-    /// through the writer (durable before they count as sent; in a cluster, through the log,
-    /// so every node's copy leaves); failures are rescheduled or failed one by one.
+    /// Records what the sends of `rows` came to, through the writer: failed tries first (each
+    /// retried at its time, or failed for good), then the accepted mails, which leave the
+    /// queue together. Each outcome is durable before it is counted and, in a cluster, goes
+    /// through the log, so every node's copy of a row moves alike.
     ///
-    /// Through the writer rather than a transaction of the drainer's own, which was left to
-    /// sled's periodic flush (a SIGKILL right after it resent the mail) and, since sled runs
-    /// one transaction at a time process-wide, held the writer's back while it ran
-    /// (docs/bench.md, "Night 2026-12-04, later").
+    /// Through the writer rather than transactions of the drainer's own, which were left to
+    /// sled's periodic flush (a SIGKILL right after one resent the mail, or tried a failed
+    /// one again), applied on this node only, and, since sled runs one transaction at a time
+    /// process-wide, held the writer's back while they ran (docs/bench.md, "Night 2026-12-04,
+    /// later").
     async fn record(
         &mut self,
         rows: &[OutboxMail],
         results: Vec<Result<(), MailError>>,
     ) -> Result<(), StoreError> {
         let mut sent = Vec::with_capacity(rows.len());
+        let mut failures = Vec::new();
         for (row, result) in rows.iter().zip(results) {
-            let (id, attempts) = (row.id, row.attempts.saturating_add(1));
             match result {
-                Ok(()) => sent.push(id),
-                Err(MailError::Transient(why)) if attempts < self.max_attempts => {
-                    self.record_retry(id, attempts, why).await?;
-                }
-                Err(error) => {
-                    self.record_failed(id, attempts, error.to_string()).await?;
-                }
+                Ok(()) => sent.push(row.id),
+                Err(error) => failures.push(self.failure(row, &error)),
+            }
+        }
+        if !failures.is_empty() {
+            for row in self.writer.record_mail_failures(failures).await? {
+                Metrics::inc(match row.status {
+                    OutboxStatus::Failed => &self.metrics.outbox_failed_total,
+                    _ => &self.metrics.outbox_retries_total,
+                });
             }
         }
         if sent.is_empty() {
@@ -276,6 +281,33 @@ impl Drainer {
         Ok(())
     }
 
+    /// What a failed try of the claimed `row` comes to: another try after a growing delay
+    /// while the error is transient and tries are left, otherwise failed for good.
+    fn failure(&self, row: &OutboxMail, error: &MailError) -> MailFailure {
+        let (id, attempts) = (row.id, row.attempts.saturating_add(1));
+        let retry_at = match error {
+            MailError::Transient(why) if attempts < self.max_attempts => {
+                let delay = retry_delay(self.retry_base, attempts, rand::random());
+                tracing::warn!(id, attempts, retry_in_ms = delay.as_millis() as u64,
+                    error = %why, "mail not sent; will retry");
+                let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
+                Some(Timestamp::now().plus_micros(micros))
+            }
+            _ => {
+                tracing::error!(id, attempts, error = %error,
+                    "mail failed for good; kept for `app outbox retry`");
+                None
+            }
+        };
+        MailFailure {
+            id,
+            claimed_until: row.next_attempt_at,
+            attempts,
+            retry_at,
+            error: error.to_string(),
+        }
+    }
+
     /// The sends of `rows`, allowed [`SHUTDOWN_SEND_GRACE`] more once shutdown starts; `None`
     /// when they had to be abandoned (the rows stay pending).
     async fn send_in_flight(
@@ -291,27 +323,6 @@ impl Drainer {
                 tokio::time::timeout(SHUTDOWN_SEND_GRACE, send).await.ok()
             }
         }
-    }
-
-    async fn record_retry(&self, id: u64, attempts: u32, why: String) -> Result<(), StoreError> {
-        let delay = retry_delay(self.retry_base, attempts, rand::random());
-        let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
-        let at = Timestamp::now().plus_micros(micros);
-        tracing::warn!(id, attempts, retry_in_ms = delay.as_millis() as u64, error = %why,
-            "mail not sent; will retry");
-        self.call(move |store| store.reschedule_mail(id, attempts, at, &why))
-            .await?;
-        Metrics::inc(&self.metrics.outbox_retries_total);
-        Ok(())
-    }
-
-    async fn record_failed(&self, id: u64, attempts: u32, why: String) -> Result<(), StoreError> {
-        tracing::error!(id, attempts, error = %why,
-            "mail failed for good; kept for `app outbox retry`");
-        self.call(move |store| store.mark_mail_failed(id, attempts, &why))
-            .await?;
-        Metrics::inc(&self.metrics.outbox_failed_total);
-        Ok(())
     }
 
     /// Bounds the audit trail once enough mails went out since the last prune.

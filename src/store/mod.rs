@@ -30,7 +30,7 @@ mod trees;
 mod user_cache;
 
 pub use mutations::MailStamp;
-pub use mutations::{event_id, Applied, CloseStep, Mutation};
+pub use mutations::{event_id, Applied, CloseStep, MailFailure, Mutation};
 pub use mutations::{AccessChange, SessionApplied, SessionMutation, UserRef};
 pub use outbox::{OutboxCounts, OutboxScan};
 pub use pages::{ActivityPage, UpcomingCursor};

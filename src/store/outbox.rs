@@ -10,9 +10,11 @@
 //! invariant 4: deleted from the queue only once the server took it), and every change of a
 //! row's status or due time moves its index entry in the same transaction.
 //!
-//! The writer thread inserts new rows and takes the drainer's claims (`mutations::outbox`);
-//! everything here updates existing ones. Updates are read-modify-write transactions, whose
-//! closures may run more than once: they only touch trees.
+//! The writer thread inserts new rows and records the drainer's claims and the outcomes of
+//! its sends (`mutations::outbox`); here are the reads, the prune of the audit trail and
+//! `app outbox retry`'s requeue (run on a stopped server's folder). Updates are
+//! read-modify-write transactions, whose closures may run more than once: they only touch
+//! trees.
 
 use super::keys::{due_key, read_due_key, read_u64, u64_key};
 use super::{codec, decode, Store, StoreError};
@@ -128,42 +130,6 @@ impl Store {
             count += 1;
         }
         Ok(count)
-    }
-
-    /// Records a failed attempt that will be retried at `next_attempt_at`.
-    ///
-    /// # Errors
-    /// `NotFound` when the row is not queued; `Unavailable` or `Corrupt`.
-    pub fn reschedule_mail(
-        &self,
-        id: u64,
-        attempts: u32,
-        next_attempt_at: Timestamp,
-        error: &str,
-    ) -> Result<OutboxMail, StoreError> {
-        self.update_queued(id, &|row| {
-            row.status = OutboxStatus::Pending;
-            row.attempts = attempts;
-            row.next_attempt_at = next_attempt_at;
-            row.last_error = Some(error.to_string());
-        })
-    }
-
-    /// Gives up on a row: it stays in the queue as failed until `app outbox retry`.
-    ///
-    /// # Errors
-    /// `NotFound` when the row is not queued; `Unavailable` or `Corrupt`.
-    pub fn mark_mail_failed(
-        &self,
-        id: u64,
-        attempts: u32,
-        error: &str,
-    ) -> Result<OutboxMail, StoreError> {
-        self.update_queued(id, &|row| {
-            row.status = OutboxStatus::Failed;
-            row.attempts = attempts;
-            row.last_error = Some(error.to_string());
-        })
     }
 
     /// Makes a queued row (failed or pending) due at `now` with a fresh count of tries.
@@ -286,6 +252,7 @@ fn requeue(row: &mut OutboxMail, now: Timestamp) {
 mod tests {
     use super::*;
     use crate::domain::{Business, MailKind};
+    use crate::store::MailFailure;
 
     fn row(id: u64, event_id: u64, next_attempt_at: Timestamp) -> OutboxMail {
         let now = Timestamp::now();
@@ -321,6 +288,34 @@ mod tests {
         match outcome.into_iter().next() {
             Some(Ok((crate::store::Applied::Claimed(rows), None))) => rows.len(),
             other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    /// What the drainer records after failed tries: `MailsFailed`, applied as the writer
+    /// applies it. Returns the rows it changed.
+    fn record_failures(store: &Store, failures: Vec<MailFailure>) -> Vec<OutboxMail> {
+        let mutation = crate::store::Mutation::MailsFailed { failures };
+        let outcome = store.apply_batch(&[mutation], &crate::store::fixtures::stamp());
+        match outcome.into_iter().next() {
+            Some(Ok((crate::store::Applied::Claimed(rows), None))) => rows,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    /// A failed try of row `id` claimed until `claimed_until`: retried at `retry_at`, or
+    /// failed for good without one.
+    fn failure(
+        id: u64,
+        claimed_until: Timestamp,
+        retry_at: Option<Timestamp>,
+        error: &str,
+    ) -> MailFailure {
+        MailFailure {
+            id,
+            claimed_until,
+            attempts: 1,
+            retry_at,
+            error: error.into(),
         }
     }
 
@@ -369,8 +364,14 @@ mod tests {
         let now = Timestamp::now();
         let later = now.plus_micros(60_000_000);
         let (_dir, store) = store_with(&[row(1, 1, now), row(2, 2, now), row(3, 3, now)]);
-        store.mark_mail_failed(1, 1, "550").unwrap();
-        store.reschedule_mail(2, 1, later, "421").unwrap();
+        let changed = record_failures(
+            &store,
+            vec![
+                failure(1, now, None, "550"),
+                failure(2, now, Some(later), "421"),
+            ],
+        );
+        assert_eq!(changed.len(), 2);
         // Only the index is read: it holds the two pending rows, by due time.
         let keys: Vec<(Timestamp, u64)> = store
             .trees
@@ -417,7 +418,7 @@ mod tests {
     fn failed_rows_are_kept_and_requeued_with_fresh_tries() {
         let now = Timestamp::now();
         let (_dir, store) = store_with(&[row(1, 1, now), row(2, 2, now)]);
-        store.mark_mail_failed(1, 1, "550 no such user").unwrap();
+        record_failures(&store, vec![failure(1, now, None, "550 no such user")]);
         let counts = store.outbox_counts().unwrap();
         assert_eq!((counts.pending, counts.failed, counts.sent), (1, 1, 0));
         let failed = store.queued_mails(Some(OutboxStatus::Failed)).unwrap();
@@ -430,6 +431,35 @@ mod tests {
             store.requeue_mail(7, now),
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_failure_is_recorded_only_on_a_row_still_under_the_claim_it_answers() {
+        let now = Timestamp::now();
+        let later = now.plus_micros(60_000_000);
+        let rows: Vec<_> = (1..=4).map(|id| row(id, id, now)).collect();
+        let (_dir, store) = store_with(&rows);
+        assert_eq!(mark_sent(&store, &[1]), 1);
+        store.requeue_mail(2, later).unwrap(); // `app outbox retry` moved it on
+        let changed = record_failures(
+            &store,
+            vec![
+                failure(1, now, None, "550 too late: sent"),
+                failure(2, now, None, "550 too late: requeued"),
+                failure(3, later, None, "550 another claim's"),
+                failure(4, now, Some(later), "421 this claim's"),
+                failure(9, now, None, "550 no such row"),
+            ],
+        );
+        assert_eq!(changed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![4]);
+        assert_eq!(changed[0].attempts, 1);
+        assert_eq!(changed[0].next_attempt_at, later);
+        let counts = store.outbox_counts().unwrap();
+        assert_eq!((counts.pending, counts.failed, counts.sent), (3, 0, 1));
+        let queued = store.queued_mails(None).unwrap();
+        assert!(queued.iter().all(|r| r.id == 4 || r.last_error.is_none()));
+        // Reported twice (a record replayed), the second finds the row moved on.
+        assert!(record_failures(&store, vec![failure(4, now, None, "550")]).is_empty());
     }
 
     #[test]

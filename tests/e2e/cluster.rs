@@ -6,7 +6,7 @@
 //! fails these tests, as it does the harness's (`scripts/ensure-nats-server.sh` installs it).
 
 use crate::support::nats::{NatsCluster, RawNats};
-use crate::support::smtp::SmtpSink;
+use crate::support::smtp::{SmtpMode, SmtpSink};
 use crate::support::{eventually, eventually_within, id_of, run_app, token, Api, TestServer, Ws};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -273,6 +273,87 @@ async fn each_mail_is_sent_by_one_node_only() {
     assert!(by_id.values().all(|&n| n == 1), "{by_id:?}");
     // The welcome, and a confirmation and a notice per booking.
     assert_eq!(by_id.len(), 13, "{by_id:?}");
+}
+
+/// `app_outbox_<name>` summed over `nodes`.
+async fn metric_sum(nodes: &[&TestServer], name: &str) -> u64 {
+    let mut sum = 0;
+    for node in nodes {
+        sum += crate::support::metric(&node.base, name).await;
+    }
+    sum
+}
+
+/// A failed try goes through the log like a claim and a send: every node counts the same
+/// tries, so the cluster as a whole tries a mail `--mail-max-attempts` times, and a mail failed
+/// for good on one node is failed on all of them, not pending on the others until they send
+/// it again. (Recorded on the failing node's store only, the other node kept the row pending
+/// with no try counted.)
+#[tokio::test]
+async fn failed_tries_are_recorded_on_every_node_and_a_failed_mail_stays_failed_everywhere() {
+    let nats = NatsCluster::start(1).await;
+    let sink = SmtpSink::start().await;
+    sink.set_mode(SmtpMode::TempFail);
+    let url = sink.url();
+    let mut nodes = Vec::new();
+    for name in ["a", "b"] {
+        nodes.push(
+            node_with(&[
+                "--nats",
+                &nats.url(0),
+                "--node-name",
+                name,
+                "--smtp-url",
+                &url,
+                "--mail-retry-base-ms",
+                "100",
+                "--mail-poll-interval-ms",
+                "100",
+                "--mail-max-attempts",
+                "2",
+                "--reminder-hours",
+                "0",
+            ])
+            .await,
+        );
+    }
+    let admin = nodes[0].admin().await;
+    admin
+        .create_business("Flaky Salon", "flaky", "owner@example.com")
+        .await;
+    let both: Vec<&TestServer> = nodes.iter().collect();
+    eventually("the welcome mail failed for good", || async {
+        (metric_sum(&both, "app_outbox_failed_total").await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(metric_sum(&both, "app_outbox_retries_total").await, 1);
+    // Longer than several retry delays and polls (no node tries the failed mail again) and
+    // than the pending gauge's recount interval (1 s).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sink.attempts(), 2, "--mail-max-attempts tries in all");
+    for (i, node) in nodes.iter().enumerate() {
+        let pending = crate::support::metric(&node.base, "app_outbox_pending").await;
+        assert_eq!(pending, 0, "node {i} still has the mail pending");
+    }
+
+    for node in &mut nodes {
+        assert_eq!(node.stop(), Some(0));
+        let data = node.data_dir().to_str().expect("utf-8 path").to_string();
+        let listing = run_app(&["outbox", "list", "--failed", "--data", &data]).await;
+        assert_eq!(listing.code, Some(0), "{}", listing.stderr);
+        let listing = listing.stdout;
+        assert!(listing.contains("0 pending, 1 failed, 0 sent"), "{listing}");
+        let line = listing
+            .lines()
+            .find(|line| line.contains("owner@example.com"))
+            .unwrap_or_else(|| panic!("no failed row in:\n{listing}"));
+        assert_eq!(
+            line.split_whitespace().nth(4),
+            Some("2"),
+            "two tries: {line}"
+        );
+        assert!(line.contains("451"), "the last answer is kept: {line}");
+    }
 }
 
 /// Drops all but the newest `keep` records of the log, as its retention (`max_age`) does in

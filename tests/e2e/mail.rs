@@ -295,6 +295,18 @@ async fn mails_written_while_smtp_is_down_arrive_exactly_once_when_it_is_back() 
     assert_eq!(metric(&server.base, "app_outbox_failed_total").await, 0);
 }
 
+/// Kills `server` the moment `/metrics` counts `name` above 0: well inside sled's periodic
+/// flush (every 500 ms), so what the count stands for survives only if it was made durable
+/// before the count moved.
+async fn kill9_once_counted(server: &mut TestServer, name: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while metric(&server.base, name).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{name} never moved");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.kill9();
+}
+
 /// Invariant 4 from the other side: once the drainer counts a mail sent, its record is
 /// durable, so a SIGKILL right after does not send it again. (The record used to be a store
 /// transaction of the drainer's own, left for sled's periodic flush, half a second at most:
@@ -305,16 +317,7 @@ async fn invariant_4_a_mail_counted_as_sent_is_not_sent_again_after_sigkill() {
     let mut server = server_with_sink(&sink, &[]).await;
     let admin = server.admin().await;
     admin.create_business("Kept Salon", "kept", OWNER).await;
-    // Kill the moment the counter moves, well inside any periodic flush.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while metric(&server.base, "app_outbox_sent_total").await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the welcome mail was never counted sent"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    server.kill9();
+    kill9_once_counted(&mut server, "app_outbox_sent_total").await;
     assert_eq!(sink.received().len(), 1, "sent once before the kill");
 
     server.start_again().await;
@@ -322,6 +325,51 @@ async fn invariant_4_a_mail_counted_as_sent_is_not_sent_again_after_sigkill() {
     metric_becomes(&server, "app_outbox_pending", 0).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(sink.received().len(), 1, "not sent again after the restart");
+}
+
+/// DESIGN invariant 4's other outcomes: a failed try counted (to be retried) and a mail counted
+/// failed for good stay so after a SIGKILL, because each is recorded durably before it is
+/// counted: the restart neither loses a try (which would allow more than
+/// `--mail-max-attempts`) nor tries a failed mail again.
+#[tokio::test]
+async fn invariant_4_failed_tries_counted_before_a_sigkill_stay_counted_after_it() {
+    let sink = SmtpSink::start().await;
+    sink.set_mode(SmtpMode::TempFail);
+    let mut server = server_with_sink(
+        &sink,
+        &["--mail-retry-base-ms", "50", "--mail-max-attempts", "2"],
+    )
+    .await;
+    let admin = server.admin().await;
+    admin.create_business("Flaky Salon", "flaky", OWNER).await;
+    kill9_once_counted(&mut server, "app_outbox_retries_total").await;
+    assert_eq!(sink.attempts(), 1, "one try before the kill");
+
+    server.start_again().await;
+    kill9_once_counted(&mut server, "app_outbox_failed_total").await;
+    assert_eq!(
+        sink.attempts(),
+        2,
+        "the first try still counted after the restart"
+    );
+
+    server.start_again().await;
+    // The startup pass has read the queue once the gauge is counted; give a retry time.
+    metric_becomes(&server, "app_outbox_pending", 0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sink.attempts(), 2, "a failed mail is not tried again");
+    assert_eq!(server.stop(), Some(0));
+    let listing = stdout(&app(&["outbox", "list", "--failed"], server.data_dir()));
+    let line = listing
+        .lines()
+        .find(|line| line.contains("failed") && line.contains(OWNER))
+        .unwrap_or_else(|| panic!("no failed row in:\n{listing}"));
+    assert_eq!(
+        line.split_whitespace().nth(4),
+        Some("2"),
+        "two tries: {line}"
+    );
+    assert!(line.contains("451"), "the last answer is kept: {line}");
 }
 
 /// `app_outbox_pending` follows a backlog while the drainer works through it, instead of

@@ -92,6 +92,30 @@ pub enum Mutation {
         new_id: Uuid,
         inner: Box<Mutation>,
     },
+    /// Tries of these claimed outbox rows failed: each is retried at its time or failed for
+    /// good, durably before the drainer counts it, and, in a cluster, on every node, so every
+    /// node counts the same tries and none sends a mail another has failed.
+    ///
+    /// Last of the variants, like any added later: bincode names a variant by its position,
+    /// and a cluster's log keeps records written by earlier builds.
+    MailsFailed {
+        failures: Vec<MailFailure>,
+    },
+}
+
+/// One failed try of a claimed outbox row, as [`Mutation::MailsFailed`] records it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MailFailure {
+    pub id: u64,
+    /// The row's `next_attempt_at` as the drainer's claim set it: a row that has moved on
+    /// since (claimed again after the claim ran out, requeued, sent) is left as it is.
+    pub claimed_until: Timestamp,
+    /// Tries so far, this one included.
+    pub attempts: u32,
+    /// When to try again; `None` fails the row for good (kept for `app outbox retry`).
+    pub retry_at: Option<Timestamp>,
+    /// What the SMTP server (or the transport) answered.
+    pub error: String,
 }
 
 impl Mutation {
@@ -119,7 +143,8 @@ pub enum Applied {
         access: AccessState,
     },
     Session(SessionApplied),
-    /// The outbox rows claimed, as they now are (rows no longer pending are left out).
+    /// The outbox rows a claim or a record of sends or failures changed, as they now are
+    /// (rows it left alone are left out).
     Claimed(Vec<OutboxMail>),
 }
 
@@ -203,6 +228,7 @@ enum Prepared<'a> {
         ids: &'a [u64],
         now: Timestamp,
     },
+    MailsFailed(&'a [MailFailure]),
     Replicated {
         seq: u64,
         inner: Box<Prepared<'a>>,
@@ -279,6 +305,7 @@ fn prepare_with(mutation: &Mutation, now: Timestamp, new_id: Uuid) -> Prepared<'
         },
         Mutation::ClaimMails { claims } => Prepared::ClaimMails { claims, now },
         Mutation::MailsSent { ids } => Prepared::MailsSent { ids, now },
+        Mutation::MailsFailed { failures } => Prepared::MailsFailed(failures),
         Mutation::Replicated {
             seq,
             now,
@@ -321,6 +348,7 @@ impl Tx<'_> {
             Prepared::MarkRead { user_id, up_to } => self.mark_read(*user_id, *up_to),
             Prepared::ClaimMails { claims, now } => self.claim_mails(claims, *now),
             Prepared::MailsSent { ids, now } => self.mails_sent(ids, *now),
+            Prepared::MailsFailed(failures) => self.mails_failed(failures),
             Prepared::Replicated { seq, inner } => {
                 let outcome = self.apply(inner, stamp)?;
                 self.meta

@@ -1,9 +1,10 @@
 //! Outbox mutations that go through the writer: the drainer's claim of the rows it is about
-//! to send, and the record of the ones the SMTP server accepted (the updates after a failed
-//! send are the drainer's own: `store::outbox`).
+//! to send, and the record of what each send came to (accepted, to be retried, failed for
+//! good). Through the writer, every outcome is durable before the drainer counts it and, in a
+//! cluster, applied by every node in the log's order.
 
 use super::tx::{tx_decode, TxResult};
-use super::Applied;
+use super::{Applied, MailFailure};
 use crate::domain::{OutboxMail, OutboxStatus, Timestamp};
 use crate::store::codec;
 use crate::store::keys::{due_key, u64_key};
@@ -66,5 +67,40 @@ impl Tx<'_> {
             marked.push(row);
         }
         Ok((Applied::Claimed(marked), None))
+    }
+
+    /// Records failed tries: each row still under the claim its failure answers moves to its
+    /// retry time, or out of the due index as failed for good, with the try counted and the
+    /// answer kept. Rows that moved on meanwhile (sent, requeued, or claimed again once the
+    /// claim ran out) are skipped, so a late report cannot undo a later outcome.
+    pub(super) fn mails_failed(
+        &self,
+        failures: &[MailFailure],
+    ) -> TxResult<(Applied, Option<u64>)> {
+        let mut changed = Vec::with_capacity(failures.len());
+        for failure in failures {
+            let key = u64_key(failure.id);
+            let Some(bytes) = self.outbox.get(key)? else {
+                continue;
+            };
+            let mut row: OutboxMail = tx_decode("outbox", &bytes)?;
+            if row.status != OutboxStatus::Pending || row.next_attempt_at != failure.claimed_until {
+                continue;
+            }
+            self.outbox_due
+                .remove(&due_key(row.next_attempt_at, failure.id))?;
+            row.attempts = failure.attempts;
+            row.last_error = Some(failure.error.clone());
+            match failure.retry_at {
+                Some(at) => {
+                    row.next_attempt_at = at;
+                    self.outbox_due.insert(&due_key(at, failure.id), &[])?;
+                }
+                None => row.status = OutboxStatus::Failed,
+            }
+            self.outbox.insert(&key, codec::encode(&row))?;
+            changed.push(row);
+        }
+        Ok((Applied::Claimed(changed), None))
     }
 }
