@@ -52,7 +52,11 @@ impl MailError {
     }
 }
 
-/// `error: cause: cause…`, for the `last_error` of a row.
+/// The most of an error's text a row keeps: an SMTP server's answer can run to any length
+/// (lettre reads it whole), and a row's failure travels in a cluster's log record.
+const ERROR_CHARS: usize = 1_000;
+
+/// `error: cause: cause…`, for the `last_error` of a row, cut at [`ERROR_CHARS`].
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -63,6 +67,10 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
             text.push_str(&line);
         }
         source = cause.source();
+    }
+    if let Some((cut, _)) = text.char_indices().nth(ERROR_CHARS) {
+        text.truncate(cut);
+        text.push('…');
     }
     text
 }
@@ -290,6 +298,27 @@ mod tests {
         assert_eq!(mailer.send_bound(0), SMTP_TIMEOUT * 2);
         let files = Mailer::files(Path::new("/tmp/mail"), "App <a@example.com>").unwrap();
         assert_eq!(files.send_bound(64), SMTP_TIMEOUT);
+    }
+
+    #[derive(Debug)]
+    struct Wordy(String);
+    impl std::fmt::Display for Wordy {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Wordy {}
+
+    #[test]
+    fn an_errors_text_is_kept_whole_up_to_its_limit_and_cut_on_a_character_beyond_it() {
+        let short = Wordy("451 4.7.1 try again later".into());
+        assert_eq!(error_chain(&short), "451 4.7.1 try again later");
+        let exact = Wordy("é".repeat(ERROR_CHARS));
+        assert_eq!(error_chain(&exact), exact.0);
+        let long = Wordy(format!("451 {}", "ü".repeat(100_000)));
+        let kept = error_chain(&long);
+        assert_eq!(kept.chars().count(), ERROR_CHARS + 1);
+        assert!(kept.starts_with("451 üü") && kept.ends_with("ü…"), "{kept}");
     }
 
     fn welcome_row(to: &str) -> OutboxMail {

@@ -662,6 +662,29 @@ async fn a_permanent_rejection_fails_the_row_after_one_try_and_retry_sends_it() 
     assert!(String::from_utf8_lossy(&again.stderr).contains("already sent"));
 }
 
+/// An SMTP server's answer can run to any length: a row keeps the first 1 000 characters of
+/// it, cut with an ellipsis, so a wordy server cannot grow the outbox (or, in a cluster, the
+/// log's record of the failure) without bound.
+#[tokio::test]
+async fn a_90_kb_rejection_is_kept_as_its_first_1000_characters() {
+    let sink = SmtpSink::start().await;
+    sink.set_mode(SmtpMode::PermFailWordy);
+    let mut server = server_with_sink(&sink, &[]).await;
+    let admin = server.admin().await;
+    admin.create_business("Wordy Salon", "wordy", OWNER).await;
+    metric_becomes(&server, "app_outbox_failed_total", 1).await;
+    assert_eq!(server.stop(), Some(0));
+    let listing = stdout(&app(&["outbox", "list", "--failed"], server.data_dir()));
+    let line = listing
+        .lines()
+        .find(|line| line.contains("failed") && line.contains(OWNER))
+        .unwrap_or_else(|| panic!("no failed row in:\n{listing}"));
+    // The error is the listing's last column, after the row's short fields.
+    let error = line[line.find(" - ").expect("no next try") + 3..].trim_start();
+    assert_eq!(error.chars().count(), 1_000 + 1, "{error}");
+    assert!(error.contains("550") && error.ends_with("xxx…"), "{error}");
+}
+
 #[tokio::test]
 async fn temporary_rejections_are_retried_up_to_the_last_try_then_kept_as_failed() {
     let sink = SmtpSink::start().await;

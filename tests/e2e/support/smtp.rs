@@ -25,6 +25,9 @@ pub enum SmtpMode {
     TempFail,
     /// 550: never.
     PermFail,
+    /// 550, in an answer of 100 lines of 911 bytes each: about as long as lettre reads one
+    /// (100 000 bytes, 1 000 a line).
+    PermFailWordy,
 }
 
 /// One mail the sink took.
@@ -215,6 +218,10 @@ async fn session(stream: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Resu
                 }
                 SmtpMode::TempFail => "451 4.3.0 try again later".into(),
                 SmtpMode::PermFail => "550 5.1.1 mailbox unavailable".into(),
+                SmtpMode::PermFailWordy => {
+                    let line = format!("550-5.1.1 {}\r\n", "x".repeat(900));
+                    format!("{}550 5.1.1 mailbox unavailable", line.repeat(100))
+                }
             },
             "DATA" if rcpt_to.is_empty() => "503 5.5.1 RCPT first".into(),
             "DATA" => {
