@@ -98,9 +98,15 @@ fn assert_consecutive(ids: &[u64], what: &str) {
 /// JetStream's answer when the meta leader does not yet count enough peers as online.
 const NO_PEERS_FOR_PLACEMENT: u64 = 10005;
 
+/// How long one stream create may go unanswered before it is asked again.
+const CREATE_ASKED_AGAIN_AFTER: Duration = Duration::from_secs(5);
+
 /// JetStream's answer to creating stream `name` (subjects under its name in lower case, e.g.
-/// `harness.>`) with three replicas through server `via`.
-async fn create_three_copies(nats: &NatsCluster, via: usize, name: &str) -> Value {
+/// `harness.>`) with three replicas through server `via`; `None` when none came within
+/// [`CREATE_ASKED_AGAIN_AFTER`]. A cluster busy electing, or just formed on a loaded machine,
+/// may leave a request unanswered (seen in a check run: no reply within 30 s); asking again
+/// is safe, since JetStream answers a create identical to an existing stream with that stream.
+async fn create_three_copies(nats: &NatsCluster, via: usize, name: &str) -> Option<Value> {
     let config = json!({
         "name": name, "subjects": [format!("{}.>", name.to_lowercase())], "num_replicas": 3, "storage": "file",
     })
@@ -108,13 +114,17 @@ async fn create_three_copies(nats: &NatsCluster, via: usize, name: &str) -> Valu
     let mut conn = RawNats::connect(&nats.client_addr(via))
         .await
         .expect("connect to NATS");
-    conn.request(
-        &format!("$JS.API.STREAM.CREATE.{name}"),
-        config.as_bytes(),
-        LEADER_WITHIN,
-    )
-    .await
-    .expect("a stream create answer")
+    let subject = format!("$JS.API.STREAM.CREATE.{name}");
+    match conn
+        .request(&subject, config.as_bytes(), CREATE_ASKED_AGAIN_AFTER)
+        .await
+    {
+        Ok(answer) => Some(answer),
+        Err(why) => {
+            eprintln!("{why}; asking again");
+            None
+        }
+    }
 }
 
 /// Whether `answer` is JetStream's refusal to place a stream for want of an online peer.
@@ -129,13 +139,14 @@ fn refused_for_an_offline_peer(answer: &Value) -> bool {
 ///
 /// A freshly elected meta leader may not have heard from every peer yet, and then refuses
 /// three replicas with "no suitable peers for placement, peer offline" (seen in CI): that
-/// answer is asked again until the peers are in; any other answer is judged at once.
+/// answer, and none at all, is asked again until the peers are in; any other answer is
+/// judged at once.
 async fn create_r3_stream(nats: &NatsCluster, via: usize) {
     let answer = eventually_within(
         "JetStream places a stream of three replicas",
         LEADER_WITHIN,
         || async {
-            let answer = create_three_copies(nats, via, "HARNESS").await;
+            let answer = create_three_copies(nats, via, "HARNESS").await?;
             (answer["error"]["err_code"].as_u64() != Some(NO_PEERS_FOR_PLACEMENT)).then_some(answer)
         },
     )
@@ -156,7 +167,7 @@ async fn wait_for_placement_of_three(nats: &NatsCluster, via: usize, refused: bo
     eventually_within(what, LEADER_WITHIN, || async {
         // Each ask may create and delete a stream: a few a second are plenty.
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let answer = create_three_copies(nats, via, "PROBE").await;
+        let answer = create_three_copies(nats, via, "PROBE").await?;
         if answer.get("error").is_none() {
             let mut conn = RawNats::connect(&nats.client_addr(via)).await.ok()?;
             let deleted = conn
