@@ -22,12 +22,19 @@ impl PruneCandidates {
 }
 
 impl Store {
-    /// The user's access state: generation and disabled flag (the default when never set).
+    /// The user's access state: generation and disabled flag (the default when never set);
+    /// through the user cache, since every authentication asks.
     pub fn access_state(&self, user_id: Uuid) -> Result<AccessState, StoreError> {
-        match self.trees.user_access.get(user_id.as_bytes())? {
-            Some(bytes) => decode("user_access", &bytes),
-            None => Ok(AccessState::default()),
-        }
+        let generation = match self.user_cache.access(user_id) {
+            Ok(access) => return Ok(access),
+            Err(generation) => generation,
+        };
+        let access = match self.trees.user_access.get(user_id.as_bytes())? {
+            Some(bytes) => decode("user_access", &bytes)?,
+            None => AccessState::default(),
+        };
+        self.user_cache.fill_access(generation, user_id, access);
+        Ok(access)
     }
 
     /// Whether a refresh token with this hash was issued and not yet pruned.

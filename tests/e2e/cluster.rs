@@ -356,6 +356,53 @@ async fn failed_tries_are_recorded_on_every_node_and_a_failed_mail_stays_failed_
     }
 }
 
+/// A password change on one node revokes the user's older tokens on every node, though each
+/// node keeps users and their access states in memory for authentication: the record that
+/// changes them clears every node's cache as it is applied.
+#[tokio::test]
+async fn a_password_changed_on_one_node_revokes_older_tokens_on_every_node() {
+    const PASSWORD: &str = "user-password-1";
+    let nats = NatsCluster::start(1).await;
+    let (a, b) = (node(&nats, "a").await, node(&nats, "b").await);
+    let admin = a.admin().await;
+    let created = admin
+        .post(
+            "/api/users/",
+            json!({"email": "moving@example.com", "password": PASSWORD, "role": "super_admin"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let login = eventually("the user on node b", || async {
+        let answer = b
+            .api()
+            .post(
+                "/api/auth/token/",
+                json!({"email": "moving@example.com", "password": PASSWORD}),
+            )
+            .await;
+        (answer.status == 200).then_some(answer)
+    })
+    .await;
+    let access = login.body["access"].as_str().expect("access").to_string();
+    let me = |node: &TestServer| Api::new(&node.base).with_token(&access);
+    // Both nodes have now authenticated the token, and hold the user and its access state.
+    assert_eq!(me(&a).get("/api/users/me/").await.status, 200);
+    assert_eq!(me(&b).get("/api/users/me/").await.status, 200);
+
+    let changed = me(&a)
+        .post(
+            "/api/users/me/password/",
+            json!({"current": PASSWORD, "new": "user-password-2"}),
+        )
+        .await;
+    assert_eq!(changed.status, 204, "{:?}", changed.body);
+    assert_eq!(me(&a).get("/api/users/me/").await.status, 401);
+    eventually("the old token refused on node b", || async {
+        (me(&b).get("/api/users/me/").await.status == 401).then_some(())
+    })
+    .await;
+}
+
 /// Drops all but the newest `keep` records of the log, as its retention (`max_age`) does in
 /// time.
 async fn purge(nats: &NatsCluster, keep: u64) {
