@@ -81,6 +81,23 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// `app outbox list --failed` on the stopped server's `data`: the listing, and the line of
+/// the failed row to `to` (there must be one).
+pub fn failed_mail(data: &Path, to: &str) -> (String, String) {
+    let listing = stdout(&app(&["outbox", "list", "--failed"], data));
+    let line = listing
+        .lines()
+        .find(|line| line.contains("failed") && line.contains(to))
+        .unwrap_or_else(|| panic!("no failed row to {to} in:\n{listing}"))
+        .to_string();
+    (listing, line)
+}
+
+/// The tries column of an outbox listing's `line`.
+pub fn tries(line: &str) -> Option<&str> {
+    line.split_whitespace().nth(4)
+}
+
 /// Books at `business_id` as `name <email>`; panics unless 201.
 async fn book_as(api: &Api, business_id: &str, name: &str, email: &str) -> Value {
     let answer = api
@@ -359,16 +376,9 @@ async fn invariant_4_failed_tries_counted_before_a_sigkill_stay_counted_after_it
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(sink.attempts(), 2, "a failed mail is not tried again");
     assert_eq!(server.stop(), Some(0));
-    let listing = stdout(&app(&["outbox", "list", "--failed"], server.data_dir()));
-    let line = listing
-        .lines()
-        .find(|line| line.contains("failed") && line.contains(OWNER))
-        .unwrap_or_else(|| panic!("no failed row in:\n{listing}"));
-    assert_eq!(
-        line.split_whitespace().nth(4),
-        Some("2"),
-        "two tries: {line}"
-    );
+    let (listing, line) = failed_mail(server.data_dir(), OWNER);
+    assert!(listing.contains("0 pending, 1 failed, 0 sent"), "{listing}");
+    assert_eq!(tries(&line), Some("2"), "two tries: {line}");
     assert!(line.contains("451"), "the last answer is kept: {line}");
 }
 
@@ -623,11 +633,8 @@ async fn a_permanent_rejection_fails_the_row_after_one_try_and_retry_sends_it() 
     assert!(sink.received().is_empty());
     assert_eq!(server.stop(), Some(0));
 
-    let listing = stdout(&app(&["outbox", "list", "--failed"], server.data_dir()));
-    let line = listing
-        .lines()
-        .find(|line| line.contains("failed") && line.contains(OWNER))
-        .unwrap_or_else(|| panic!("no failed row in:\n{listing}"));
+    let (listing, line) = failed_mail(server.data_dir(), OWNER);
+    assert!(listing.contains("0 pending, 1 failed, 0 sent"), "{listing}");
     assert!(line.contains("550"), "the server's answer is kept: {line}");
     assert!(listing.contains("0 pending, 1 failed, 0 sent"), "{listing}");
     let id = line.split_whitespace().next().expect("id column");
@@ -674,11 +681,8 @@ async fn a_90_kb_rejection_is_kept_as_its_first_1000_characters() {
     admin.create_business("Wordy Salon", "wordy", OWNER).await;
     metric_becomes(&server, "app_outbox_failed_total", 1).await;
     assert_eq!(server.stop(), Some(0));
-    let listing = stdout(&app(&["outbox", "list", "--failed"], server.data_dir()));
-    let line = listing
-        .lines()
-        .find(|line| line.contains("failed") && line.contains(OWNER))
-        .unwrap_or_else(|| panic!("no failed row in:\n{listing}"));
+    let (listing, line) = failed_mail(server.data_dir(), OWNER);
+    assert!(listing.contains("0 pending, 1 failed, 0 sent"), "{listing}");
     // The error is the listing's last column, after the row's short fields.
     let error = line[line.find(" - ").expect("no next try") + 3..].trim_start();
     assert_eq!(error.chars().count(), 1_000 + 1, "{error}");
@@ -703,17 +707,10 @@ async fn temporary_rejections_are_retried_up_to_the_last_try_then_kept_as_failed
     assert_eq!(metric(&server.base, "app_outbox_pending").await, 0);
     assert_eq!(server.stop(), Some(0));
 
-    let listing = stdout(&app(&["outbox", "list", "--failed"], server.data_dir()));
-    let line = listing
-        .lines()
-        .find(|line| line.contains("failed") && line.contains(OWNER))
-        .unwrap_or_else(|| panic!("no failed row in:\n{listing}"));
+    let (listing, line) = failed_mail(server.data_dir(), OWNER);
+    assert!(listing.contains("0 pending, 1 failed, 0 sent"), "{listing}");
     assert!(line.contains("451"), "the last answer is kept: {line}");
-    assert_eq!(
-        line.split_whitespace().nth(4),
-        Some("3"),
-        "three tries: {line}"
-    );
+    assert_eq!(tries(&line), Some("3"), "three tries: {line}");
     let all = stdout(&app(&["outbox", "retry", "--all"], server.data_dir()));
     assert!(all.contains("requeued 1 mail(s)"), "{all}");
 }
