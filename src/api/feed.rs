@@ -69,13 +69,21 @@ fn frames(events: &[Event]) -> Vec<Value> {
 /// GET /api/dashboard/
 async fn dashboard(state: AppState, auth: Option<String>) -> Result<Response, ApiError> {
     state.authenticate(auth).await?.require_admin()?;
-    let recent = state
-        .read(|store| store.list_businesses(None, RECENT_BUSINESSES, None))
+    // Every sled read off the runtime's workers: one that meets a writer commit parks its
+    // thread on sled's process-wide lock (docs/bench.md, "Early morning 2026-12-05").
+    let (recent, business_count, reservation_count) = state
+        .read(|store| {
+            Ok((
+                store.list_businesses(None, RECENT_BUSINESSES, None)?,
+                store.business_count()?,
+                store.reservation_count()?,
+            ))
+        })
         .await?;
     Ok(json_reply(
         &json!({
-            "business_count": state.store.business_count()?,
-            "reservation_count": state.store.reservation_count()?,
+            "business_count": business_count,
+            "reservation_count": reservation_count,
             "recent_businesses": recent.items,
             "connections": state.metrics.ws_connections.load(Ordering::Relaxed).max(0),
             "last_event_id": state.bus.published_id(),
@@ -159,11 +167,14 @@ async fn activity(
 async fn notifications(state: AppState, auth: Option<String>) -> Result<Response, ApiError> {
     let caller = state.authenticate(auth).await?;
     let visibility = state.visibility(&caller)?;
-    let read_up_to = state.store.read_up_to(caller.user.id)?;
+    let user_id = caller.user.id;
     let published = state.bus.published_id();
-    let (unread, items) = state
+    let (read_up_to, (unread, items)) = state
         .read(move |store| {
-            store.notifications(&visibility, read_up_to, published, NOTIFICATION_LIMIT)
+            let read_up_to = store.read_up_to(user_id)?;
+            let notifications =
+                store.notifications(&visibility, read_up_to, published, NOTIFICATION_LIMIT)?;
+            Ok((read_up_to, notifications))
         })
         .await?;
     Ok(json_reply(
