@@ -52,23 +52,28 @@ fn tx_row(tree: &'static str, bytes: &[u8]) -> TxResult<OutboxMail> {
     decode(tree, bytes).map_err(ConflictableTransactionError::Abort)
 }
 
-/// Reads, changes and writes back one queued row, moving its `outbox_due` entry (`due`);
-/// `Ok(None)` when the id is not queued.
-fn update_row(
+/// Reads, changes and writes back one queued row, moving its `outbox_due` entry (`due`) with
+/// it: the one place that keeps the index in step with a row's status and due time (the
+/// drainer's claims and failed tries, `mutations::outbox`, and `app outbox retry`). `change`
+/// answers `false` to leave the row as it is; `Ok(None)` then, and when the id is not queued.
+pub(crate) fn update_row(
     outbox: &TransactionalTree,
     due: &TransactionalTree,
     id: u64,
-    change: &impl Fn(&mut OutboxMail),
+    change: impl Fn(&mut OutboxMail) -> bool,
 ) -> TxResult<Option<OutboxMail>> {
     let key = u64_key(id);
     let Some(bytes) = outbox.get(key)? else {
         return Ok(None);
     };
     let mut row = tx_row("outbox", &bytes)?;
-    if row.status == OutboxStatus::Pending {
-        due.remove(&due_key(row.next_attempt_at, id))?;
+    let was_due = (row.status == OutboxStatus::Pending).then_some(row.next_attempt_at);
+    if !change(&mut row) {
+        return Ok(None);
     }
-    change(&mut row);
+    if let Some(at) = was_due {
+        due.remove(&due_key(at, id))?;
+    }
     if row.status == OutboxStatus::Pending {
         due.insert(&due_key(row.next_attempt_at, id), &[])?;
     }
@@ -137,7 +142,7 @@ impl Store {
     /// # Errors
     /// `Conflict` when the mail was already sent, `NotFound` when there is no such row.
     pub fn requeue_mail(&self, id: u64, now: Timestamp) -> Result<OutboxMail, StoreError> {
-        match self.update_queued(id, &|row| requeue(row, now)) {
+        match self.update_queued(id, |row| requeue(row, now)) {
             Err(StoreError::NotFound(_)) if self.trees.outbox_sent.contains_key(u64_key(id))? => {
                 Err(StoreError::Conflict {
                     field: None,
@@ -156,7 +161,7 @@ impl Store {
         let failed = self.queued_mails(Some(OutboxStatus::Failed))?;
         let mut requeued = Vec::with_capacity(failed.len());
         for row in failed {
-            requeued.push(self.update_queued(row.id, &|row| requeue(row, now))?);
+            requeued.push(self.update_queued(row.id, |row| requeue(row, now))?);
         }
         Ok(requeued)
     }
@@ -233,10 +238,14 @@ impl Store {
     fn update_queued(
         &self,
         id: u64,
-        change: &impl Fn(&mut OutboxMail),
+        change: impl Fn(&mut OutboxMail),
     ) -> Result<OutboxMail, StoreError> {
-        let row = (&self.trees.outbox, &self.trees.outbox_due)
-            .transaction(|(outbox, due)| update_row(outbox, due, id, change))?;
+        let row = (&self.trees.outbox, &self.trees.outbox_due).transaction(|(outbox, due)| {
+            update_row(outbox, due, id, |row| {
+                change(row);
+                true
+            })
+        })?;
         row.ok_or(StoreError::NotFound("mail"))
     }
 }
@@ -280,26 +289,28 @@ mod tests {
         }
     }
 
-    /// What the drainer records once the SMTP server took `ids`: `MailsSent`, applied as the
-    /// writer applies it. Returns how many rows moved.
-    fn mark_sent(store: &Store, ids: &[u64]) -> usize {
-        let mutation = crate::store::Mutation::MailsSent { ids: ids.to_vec() };
-        let outcome = store.apply_batch(&[mutation], &crate::store::fixtures::stamp());
-        match outcome.into_iter().next() {
-            Some(Ok((crate::store::Applied::Claimed(rows), None))) => rows.len(),
-            other => panic!("unexpected outcome {other:?}"),
-        }
-    }
-
-    /// What the drainer records after failed tries: `MailsFailed`, applied as the writer
-    /// applies it. Returns the rows it changed.
-    fn record_failures(store: &Store, failures: Vec<MailFailure>) -> Vec<OutboxMail> {
-        let mutation = crate::store::Mutation::MailsFailed { failures };
+    /// `mutation` (what the drainer records through the writer) applied as the writer applies
+    /// it; returns the rows it changed.
+    fn record(store: &Store, mutation: crate::store::Mutation) -> Vec<OutboxMail> {
         let outcome = store.apply_batch(&[mutation], &crate::store::fixtures::stamp());
         match outcome.into_iter().next() {
             Some(Ok((crate::store::Applied::Claimed(rows), None))) => rows,
             other => panic!("unexpected outcome {other:?}"),
         }
+    }
+
+    /// What the drainer records once the SMTP server took `ids`; how many rows moved.
+    fn mark_sent(store: &Store, ids: &[u64]) -> usize {
+        record(
+            store,
+            crate::store::Mutation::MailsSent { ids: ids.to_vec() },
+        )
+        .len()
+    }
+
+    /// What the drainer records after failed tries; the rows changed.
+    fn record_failures(store: &Store, failures: Vec<MailFailure>) -> Vec<OutboxMail> {
+        record(store, crate::store::Mutation::MailsFailed { failures })
     }
 
     /// A failed try of row `id` claimed until `claimed_until`: retried at `retry_at`, or
@@ -431,6 +442,31 @@ mod tests {
             store.requeue_mail(7, now),
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_claim_moves_a_due_row_and_its_index_entry_and_the_first_claim_wins() {
+        let now = Timestamp::now();
+        let later = now.plus_micros(60_000_000);
+        let (_dir, store) = store_with(&[row(1, 1, now), row(2, 2, now), row(3, 3, later)]);
+        record_failures(&store, vec![failure(2, now, None, "550")]);
+        let claim = |until: Timestamp| crate::store::Mutation::ClaimMails {
+            claims: vec![(1, until), (2, until), (3, until), (9, until)],
+        };
+        // Only row 1 is pending and due: row 2 failed, row 3 waits, row 9 does not exist.
+        let claimed = record(&store, claim(later));
+        assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(claimed[0].next_attempt_at, later);
+        let scan = store.scan_outbox(now, 9, 10).unwrap();
+        assert!(scan.due.is_empty(), "the claimed row is no longer due");
+        assert_eq!(scan.next_due, Some(later));
+        assert_eq!(
+            store.pending_mail_count().unwrap(),
+            2,
+            "rows 1 and 3, once each"
+        );
+        // A second claim taken from the same scan (another node's, in a cluster) finds it gone.
+        assert!(record(&store, claim(later.plus_micros(1))).is_empty());
     }
 
     #[test]

@@ -8,11 +8,12 @@ use super::{Applied, MailFailure};
 use crate::domain::{OutboxMail, OutboxStatus, Timestamp};
 use crate::store::codec;
 use crate::store::keys::{due_key, u64_key};
+use crate::store::outbox::update_row;
 use crate::store::trees::Tx;
 
 impl Tx<'_> {
-    /// Moves the next attempt of each pending row in `claims` to its time, keeping the
-    /// `outbox_due` index in step. Rows already sent or failed are skipped (the claim is
+    /// Moves the next attempt of each pending row in `claims` to its time (the index moves
+    /// with it, [`update_row`]). Rows already sent or failed are skipped (the claim is
     /// taken after a scan, which another update may have overtaken).
     pub(super) fn claim_mails(
         &self,
@@ -21,21 +22,17 @@ impl Tx<'_> {
     ) -> TxResult<(Applied, Option<u64>)> {
         let mut claimed = Vec::with_capacity(claims.len());
         for (id, until) in claims {
-            let key = u64_key(*id);
-            let Some(bytes) = self.outbox.get(key)? else {
-                continue;
-            };
-            let mut row: OutboxMail = tx_decode("outbox", &bytes)?;
-            // A row claimed meanwhile (by another node of a cluster, whose claims go through
-            // the same log) is no longer due: the first claim in log order wins everywhere.
-            if row.status != OutboxStatus::Pending || row.next_attempt_at > now {
-                continue;
-            }
-            self.outbox_due.remove(&due_key(row.next_attempt_at, *id))?;
-            row.next_attempt_at = *until;
-            self.outbox_due.insert(&due_key(*until, *id), &[])?;
-            self.outbox.insert(&key, codec::encode(&row))?;
-            claimed.push(row);
+            let row = update_row(self.outbox, self.outbox_due, *id, |row| {
+                // A row claimed meanwhile (by another node of a cluster, whose claims go
+                // through the same log) is no longer due: the first claim in log order wins
+                // everywhere.
+                if row.status != OutboxStatus::Pending || row.next_attempt_at > now {
+                    return false;
+                }
+                row.next_attempt_at = *until;
+                true
+            })?;
+            claimed.extend(row);
         }
         Ok((Applied::Claimed(claimed), None))
     }
@@ -79,27 +76,21 @@ impl Tx<'_> {
     ) -> TxResult<(Applied, Option<u64>)> {
         let mut changed = Vec::with_capacity(failures.len());
         for failure in failures {
-            let key = u64_key(failure.id);
-            let Some(bytes) = self.outbox.get(key)? else {
-                continue;
-            };
-            let mut row: OutboxMail = tx_decode("outbox", &bytes)?;
-            if row.status != OutboxStatus::Pending || row.next_attempt_at != failure.claimed_until {
-                continue;
-            }
-            self.outbox_due
-                .remove(&due_key(row.next_attempt_at, failure.id))?;
-            row.attempts = failure.attempts;
-            row.last_error = Some(failure.error.clone());
-            match failure.retry_at {
-                Some(at) => {
-                    row.next_attempt_at = at;
-                    self.outbox_due.insert(&due_key(at, failure.id), &[])?;
+            let row = update_row(self.outbox, self.outbox_due, failure.id, |row| {
+                if row.status != OutboxStatus::Pending
+                    || row.next_attempt_at != failure.claimed_until
+                {
+                    return false;
                 }
-                None => row.status = OutboxStatus::Failed,
-            }
-            self.outbox.insert(&key, codec::encode(&row))?;
-            changed.push(row);
+                row.attempts = failure.attempts;
+                row.last_error = Some(failure.error.clone());
+                match failure.retry_at {
+                    Some(at) => row.next_attempt_at = at,
+                    None => row.status = OutboxStatus::Failed,
+                }
+                true
+            })?;
+            changed.extend(row);
         }
         Ok((Applied::Claimed(changed), None))
     }
