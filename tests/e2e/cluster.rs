@@ -220,36 +220,37 @@ async fn without_nats_a_node_refuses_writes_with_503_and_keeps_serving_reads() {
     assert_ne!(made.body["id"], business["id"]);
 }
 
+/// Node `name` sending mail through `sink`, with quick retries and polls, no reminders, and
+/// `extra`. (A claim in a cluster lasts a minute at least, longer than any wait here.)
+async fn mail_node(nats: &NatsCluster, name: &str, sink: &SmtpSink, extra: &[&str]) -> TestServer {
+    let (nats, url) = (nats.url(0), sink.url());
+    let mut args = vec![
+        "--nats",
+        &nats,
+        "--node-name",
+        name,
+        "--smtp-url",
+        &url,
+        "--mail-retry-base-ms",
+        "100",
+        "--mail-poll-interval-ms",
+        "100",
+        "--reminder-hours",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    node_with(&args).await
+}
+
 #[tokio::test]
 async fn each_mail_is_sent_by_one_node_only() {
     let nats = NatsCluster::start(1).await;
     let sink = SmtpSink::start().await;
-    let url = sink.url();
-    // Short claims, so that a node that did not hear of a send would retry within the wait.
-    let args = |name: &'static str| {
-        [
-            "--nats".to_string(),
-            nats.url(0),
-            "--node-name".into(),
-            name.into(),
-            "--smtp-url".into(),
-            url.clone(),
-            "--mail-retry-base-ms".into(),
-            "100".into(),
-            "--mail-poll-interval-ms".into(),
-            "100".into(),
-            "--reminder-hours".into(),
-            "0".into(),
-        ]
-    };
-    let start = |name: &'static str| {
-        let args = args(name);
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            node_with(&args).await
-        }
-    };
-    let (a, b) = (start("a").await, start("b").await);
+    // Both drainers race for every row; the first claim in the log's order wins on both.
+    let (a, b) = (
+        mail_node(&nats, "a", &sink, &[]).await,
+        mail_node(&nats, "b", &sink, &[]).await,
+    );
     let admin = a.admin().await;
     let admin_b = on(&b, &admin);
     let business = admin.create_business("S", "s", "owner@example.com").await;
@@ -263,7 +264,7 @@ async fn each_mail_is_sent_by_one_node_only() {
         (received.len() >= 13).then_some(received.len())
     })
     .await;
-    // Longer than a claim: a node that had not heard of a send would have sent it again.
+    // Long enough for the losing drainer to send a copy, had its claim not lost.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let received = sink.received();
     let mut by_id: HashMap<String, usize> = HashMap::new();
@@ -295,28 +296,9 @@ async fn failed_tries_are_recorded_on_every_node_and_a_failed_mail_stays_failed_
     let nats = NatsCluster::start(1).await;
     let sink = SmtpSink::start().await;
     sink.set_mode(SmtpMode::TempFail);
-    let url = sink.url();
     let mut nodes = Vec::new();
     for name in ["a", "b"] {
-        nodes.push(
-            node_with(&[
-                "--nats",
-                &nats.url(0),
-                "--node-name",
-                name,
-                "--smtp-url",
-                &url,
-                "--mail-retry-base-ms",
-                "100",
-                "--mail-poll-interval-ms",
-                "100",
-                "--mail-max-attempts",
-                "2",
-                "--reminder-hours",
-                "0",
-            ])
-            .await,
-        );
+        nodes.push(mail_node(&nats, name, &sink, &["--mail-max-attempts", "2"]).await);
     }
     let admin = nodes[0].admin().await;
     admin
